@@ -1,0 +1,1 @@
+"""HireSync: AI-interview results from vendors to the EHR, validated, mapped and audited."""

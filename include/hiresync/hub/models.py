@@ -1,0 +1,205 @@
+"""The hub database: HireSync's own tables (never Airflow's metadata DB).
+
+Personal data lives only in the *_enc columns (AES-GCM, see hiresync.pii); *_bidx columns are
+keyed blind indexes for matching, *_masked the display form. Times are stored as naive UTC
+because MySQL and SQLite keep no zone; UTCDateTime makes them aware again on read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+Score = Numeric(9, 2, asdecimal=False)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), str: String(255)}
+
+
+class Run(Base):
+    """One source run and its accounting: pulled = inserted + updated + unchanged + quarantined."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # extracting, loaded, success, failed
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    pulled_since: Mapped[datetime | None]
+    watermark_after: Mapped[datetime | None]
+    mapping_version: Mapped[str | None] = mapped_column(String(32))
+    pulled: Mapped[int] = mapped_column(default=0)
+    inserted: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    quarantined: Mapped[int] = mapped_column(default=0)
+    delivered: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Watermark(Base):
+    __tablename__ = "watermarks"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor_value: Mapped[datetime]
+    run_id: Mapped[str] = mapped_column(String(160))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Candidate(Base):
+    __tablename__ = "candidates"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_key: Mapped[str] = mapped_column(String(36), unique=True)
+    key_version: Mapped[int]
+    full_name_enc: Mapped[str] = mapped_column(Text)
+    full_name_masked: Mapped[str] = mapped_column(String(64))
+    national_id_enc: Mapped[str] = mapped_column(Text)
+    national_id_bidx: Mapped[str] = mapped_column(String(64), unique=True)
+    national_id_masked: Mapped[str] = mapped_column(String(32))
+    mobile_enc: Mapped[str | None] = mapped_column(Text)
+    mobile_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
+    mobile_masked: Mapped[str | None] = mapped_column(String(32))
+    email_enc: Mapped[str | None] = mapped_column(Text)
+    email_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
+    email_masked: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CandidateVendorId(Base):
+    __tablename__ = "candidate_vendor_ids"
+    vendor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vendor_candidate_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+
+
+class InterviewResult(Base):
+    __tablename__ = "interview_results"
+    __table_args__ = (UniqueConstraint("vendor", "vendor_result_id", name="uq_result_vendor_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(64))
+    vendor_result_id: Mapped[str] = mapped_column(String(128))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    position_code: Mapped[str | None] = mapped_column(String(64))
+    position_name: Mapped[str | None]
+    department: Mapped[str | None]
+    business_unit: Mapped[str | None]
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    overall_score: Mapped[float | None] = mapped_column(Score)
+    raw_score: Mapped[float | None] = mapped_column(Score)
+    score_scale: Mapped[float | None] = mapped_column(Score)
+    ai_comment: Mapped[str | None] = mapped_column(Text)
+    recommendation: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    video_url_enc: Mapped[str | None] = mapped_column(Text)
+    video_expires_at: Mapped[datetime | None]
+    report_url: Mapped[str | None] = mapped_column(Text)
+    interviewer: Mapped[str | None]
+    source_updated_at: Mapped[datetime]
+    mapping_version: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(default=1)
+    first_run_id: Mapped[str] = mapped_column(String(160))
+    last_run_id: Mapped[str] = mapped_column(String(160))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DimensionScore(Base):
+    __tablename__ = "dimension_scores"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("interview_results.id"), index=True)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None]
+    score: Mapped[float | None] = mapped_column(Score)
+    raw_score: Mapped[float | None] = mapped_column(Score)
+    scale: Mapped[float | None] = mapped_column(Score)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class RawPayload(Base):
+    """Every distinct payload a vendor sent, encrypted: what replay and trace start from."""
+
+    __tablename__ = "raw_payloads"
+    __table_args__ = (UniqueConstraint("source", "vendor_result_id", "payload_hash", name="uq_raw_payload"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    vendor_result_id: Mapped[str] = mapped_column(String(128))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    payload_enc: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str] = mapped_column(String(160))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Quarantine(Base):
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_source_status", "source", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(160), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    vendor_result_id: Mapped[str] = mapped_column(String(128))
+    raw_payload_id: Mapped[int] = mapped_column(ForeignKey("raw_payloads.id"))
+    reason_code: Mapped[str] = mapped_column(String(40))
+    problems: Mapped[list] = mapped_column(JSON)  # [{field, rule, value (masked)}]
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RecordLineage(Base):
+    """What happened to each pulled payload in each run; written in the load transaction."""
+
+    __tablename__ = "record_lineage"
+    __table_args__ = (Index("ix_lineage_record", "source", "vendor_result_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(160), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    vendor_result_id: Mapped[str] = mapped_column(String(128))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    raw_payload_id: Mapped[int] = mapped_column(ForeignKey("raw_payloads.id"))
+    result_id: Mapped[int | None] = mapped_column(ForeignKey("interview_results.id"))
+    mapping_version: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(20))  # inserted, updated, unchanged, stale, quarantined
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outbox(Base):
+    """Work for the delivery relay. The payload snapshot is encrypted: it carries personal data."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("target", "idempotency_key", name="uq_outbox_idempotency"),
+        Index("ix_outbox_pending", "target", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target: Mapped[str] = mapped_column(String(32))
+    result_id: Mapped[int] = mapped_column(ForeignKey("interview_results.id"))
+    result_version: Mapped[int]
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    payload_enc: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, dead
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
