@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.records import get_path
 from hiresync import identifiers
 from hiresync.config_files import load_yaml_checked
 from hiresync.errors import ConfigError
@@ -165,6 +166,12 @@ class MappingSpec:
         """Changes whenever the spec's content changes, even if someone forgot to bump the version."""
         return hashlib.sha256(Path(self.file).read_bytes()).hexdigest()[:12]
 
+    def masked_value(self, payload: dict, field_name: str) -> str:
+        """The offending value of a field, as an error message may show it."""
+        spec = next((f for f in self.fields if f.name == field_name), None)
+        value = spec.extract(payload) if spec else self.key_of(payload) if field_name == "record.key" else None
+        return mask_value(PII_KIND.get(field_name), value)
+
     def key_of(self, payload: dict) -> str | None:
         key = get_path(payload, self.key_path)
         return None if key is None else str(key)
@@ -221,15 +228,6 @@ class MappingSpec:
                     dim[spec.name] = value
             out.append(dim)
         return out
-
-
-def get_path(payload: Any, path: str) -> Any:
-    node = payload
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
 
 
 # -- normalisers: value in, canonical value out, or FieldError(rule) ------------------------------

@@ -1,0 +1,78 @@
+"""One sync DAG per source in sources.yaml: extract -> validate -> map -> load -> deliver -> publish.
+
+Kept thin on purpose: the steps live in hiresync.pipeline and are imported inside the tasks (the
+engine pulls in pandas and Great Expectations, which would slow every parse of this file). Tasks
+hand each other nothing but small count summaries; the data stays in run-scoped staging files and
+the hub database, found again from the source name and the run id.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import yaml  # Airflow itself depends on PyYAML; cheap at parse time
+from airflow.sdk import Asset, dag, get_current_context, task
+
+HOME = Path(os.environ.get("HIRESYNC_HOME", Path(__file__).resolve().parents[1]))
+SOURCES_FILE = Path(os.environ.get("HIRESYNC_SOURCES", HOME / "sources.yaml"))
+
+
+def _run_id(source: str) -> str:
+    return f"{source}__{get_current_context()['run_id']}"
+
+
+def _step(source: str, step: str) -> dict:
+    from hiresync.pipeline.runner import run_step
+
+    return run_step(source, _run_id(source), step)
+
+
+def build(source: str, cfg: dict):
+    results = Asset(uri=f"hiresync://hub/interview_results/{source}", name=f"hiresync_{source}_results")
+
+    @dag(
+        dag_id=f"hiresync_sync_{source}",
+        description=f"Sync AI-interview results from {source} to the EHR",
+        schedule=cfg.get("schedule"),
+        start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,  # one run at a time per source: runs share the watermark
+        is_paused_upon_creation=cfg.get("paused", False),
+        tags=["hiresync", "source"],
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=float(os.environ.get("HIRESYNC_RETRY_DELAY", 60)))},
+        doc_md=__doc__,
+    )
+    def sync():
+        @task
+        def extract() -> dict:
+            return _step(source, "extract")
+
+        @task
+        def validate(_: dict) -> dict:
+            return _step(source, "validate")
+
+        @task(task_id="map")
+        def map_(_: dict) -> dict:
+            return _step(source, "map")
+
+        @task
+        def load(_: dict) -> dict:
+            return _step(source, "load")
+
+        @task
+        def deliver(_: dict) -> dict:
+            return _step(source, "deliver")
+
+        @task(outlets=[results])
+        def publish(_: dict) -> dict:
+            return _step(source, "publish")
+
+        publish(deliver(load(map_(validate(extract())))))
+
+    return sync()
+
+
+for _name, _cfg in (yaml.safe_load(SOURCES_FILE.read_text(encoding="utf-8")) or {}).get("sources", {}).items():
+    globals()[f"hiresync_sync_{_name}"] = build(_name, _cfg or {})

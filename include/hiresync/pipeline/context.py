@@ -1,0 +1,50 @@
+"""What every step needs, built from two references: the source name and the run id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+
+from connectors.rest.profile import RestProfile
+from hiresync.hub.store import transaction
+from hiresync.mapping import MappingSpec
+from hiresync.pii import Keyring
+from hiresync.settings import Settings
+from hiresync.sources import SourceConfig, get_source
+from hiresync.staging import Staging
+
+
+@dataclass
+class RunContext:
+    settings: Settings
+    source: SourceConfig
+    run_id: str
+
+    @classmethod
+    def open(cls, source: str, run_id: str, settings: Settings | None = None) -> "RunContext":
+        settings = settings or Settings.from_env()
+        return cls(settings, get_source(settings, source), run_id)
+
+    @cached_property
+    def keys(self) -> Keyring:
+        return Keyring.load(self.settings.key_file)
+
+    @cached_property
+    def profile(self) -> RestProfile:
+        return RestProfile.load(self.source.profile)
+
+    @cached_property
+    def mapping(self) -> MappingSpec:
+        return MappingSpec.load(self.source.mapping)
+
+    @cached_property
+    def staging(self) -> Staging:
+        return Staging(self.settings.staging_dir, self.run_id, self.keys)
+
+    def transaction(self):
+        return transaction(self.settings.hub_url)
+
+
+def new_run_id(source: str) -> str:
+    return f"{source}__cli__{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"

@@ -1,0 +1,39 @@
+"""Deliver: relay the outbox to each of the source's targets, then publish the run's outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+
+from hiresync.hub.models import Outbox, Run
+from hiresync.outbox import relay
+from hiresync.pipeline.context import RunContext
+
+
+def deliver(ctx: RunContext) -> dict:
+    """Drains every pending row of the source's targets (earlier runs' leftovers too)."""
+    return {target: relay(ctx.settings, ctx.keys, target) for target in ctx.source.targets}
+
+
+def publish(ctx: RunContext) -> dict:
+    """Close the run: what it delivered, its final status; returns the run summary."""
+    with ctx.transaction() as s:
+        run = s.get(Run, ctx.run_id)
+        run.delivered = s.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.run_id == ctx.run_id, Outbox.status == "sent")) or 0
+        run.status, run.finished_at = "success", datetime.now(timezone.utc)
+        summary = summary_of(run)
+    ctx.staging.remove()  # the raw payloads are in the hub (encrypted); staging has done its job
+    return summary
+
+
+def summary_of(run: Run) -> dict:
+    return {
+        "run_id": run.id, "source": run.source, "status": run.status,
+        "pulled": run.pulled, "inserted": run.inserted, "updated": run.updated, "unchanged": run.unchanged,
+        "quarantined": run.quarantined, "delivered": run.delivered,
+        "pulled_since": run.pulled_since.isoformat() if run.pulled_since else None,
+        "watermark_after": run.watermark_after.isoformat() if run.watermark_after else None,
+        "mapping_version": run.mapping_version, "error": run.error,
+    }

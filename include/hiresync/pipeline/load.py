@@ -1,0 +1,284 @@
+"""Load: the whole run lands in ONE hub transaction, or not at all.
+
+In that transaction: raw payloads (encrypted), quarantine rows, identity resolution, results
+upserted behind a version guard, outbox rows for what changed, record lineage, the run's counts
+and the watermark. So a crash leaves the hub as it was, and the watermark never covers data that
+did not commit (DESIGN.md invariants 1-3). Work is done in chunks with set-based statements: a
+run of 100,000 results must not cost 100,000 round trips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Iterator, TypeVar
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from hiresync import pii
+from hiresync.errors import HireSyncError
+from hiresync.hub.models import (
+    Candidate, CandidateVendorId, DimensionScore, InterviewResult, Outbox, Quarantine, RawPayload,
+    RecordLineage, Run, Watermark,
+)
+from hiresync.mapping import content_hash
+from hiresync.pipeline.context import RunContext
+
+CHUNK = 500
+T = TypeVar("T")
+
+
+def load(ctx: RunContext) -> dict:
+    staging = ctx.staging
+    manifest = staging.read_json("manifest")
+    failures = staging.read_json("validation")["failures"]
+    map_problems = staging.read_json("map_problems")
+    with ctx.transaction() as s:
+        run = s.get(Run, ctx.run_id, with_for_update=True)
+        if run is None:
+            raise HireSyncError(f"run {ctx.run_id!r} was never extracted")
+        if run.status in ("loaded", "success"):
+            return run_counts(run)  # a retried task: the data is in, do nothing twice
+        raws = list(staging.read_records("raw"))
+        mapped = {m["row"]: m["record"] for m in staging.read_records("mapped")}
+        loader = _Loader(s, ctx)
+        raw_ids = loader.store_raw_payloads(raws)
+        outcomes: dict[int, str] = {}
+        row_keys: dict[int, str] = {}
+
+        quarantine_rows = []
+        for row, raw in enumerate(raws):
+            problems = failures.get(str(row)) or map_problems.get(str(row))
+            key = ctx.mapping.key_of(raw["payload"]) or ""
+            row_keys[row] = key
+            if problems:
+                problems = [{**p, "value": p.get("value") or ctx.mapping.masked_value(raw["payload"], p["field"])}
+                            for p in problems]
+                quarantine_rows.append(dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key,
+                                            raw_payload_id=raw_ids[row], reason_code=problems[0]["rule"],
+                                            problems=problems, status="open"))
+                outcomes[row] = "quarantined"
+            elif row not in mapped:
+                raise HireSyncError(f"run {ctx.run_id!r}: staged row {row} was neither mapped nor quarantined")
+        if quarantine_rows:
+            s.execute(insert(Quarantine), quarantine_rows)
+
+        # A change feed can hold several versions of one result: the newest one competes with
+        # the hub, the older ones are superseded within the batch.
+        versions: dict[str, list[int]] = {}
+        for row in sorted(mapped, key=lambda r: (mapped[r]["result"]["source_updated_at"], r)):
+            versions.setdefault(mapped[row]["vendor_result_id"], []).append(row)
+        winners = {}
+        for key, rows in versions.items():
+            winners[key] = rows[-1]
+            outcomes.update({r: "superseded" for r in rows[:-1]})
+        result_ids: dict[str, int] = {}
+        for chunk in chunks(list(winners.items()), CHUNK):
+            for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r]) for k, r in chunk]).items():
+                outcomes[winners[key]] = outcome
+                result_ids[key] = result_id
+
+        lineage = [dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=row_keys[row],
+                        payload_hash=raws[row]["hash"], raw_payload_id=raw_ids[row],
+                        result_id=result_ids.get(row_keys[row]) if outcomes[row] != "quarantined" else None,
+                        mapping_version=ctx.mapping.version, outcome=outcomes[row])
+                   for row in range(len(raws))]
+        for chunk in chunks(lineage, 5000):
+            s.execute(insert(RecordLineage), chunk)
+
+        tally = {o: sum(1 for v in outcomes.values() if v == o)
+                 for o in ("inserted", "updated", "unchanged", "stale", "superseded", "quarantined")}
+        run.pulled = len(raws)
+        run.inserted, run.updated = tally["inserted"], tally["updated"]
+        run.unchanged = tally["unchanged"] + tally["stale"] + tally["superseded"]
+        run.quarantined = tally["quarantined"]
+        run.mapping_version = ctx.mapping.version
+        if run.pulled != run.inserted + run.updated + run.unchanged + run.quarantined:
+            raise HireSyncError(f"run {ctx.run_id!r}: accounting does not balance; nothing was loaded")
+        if manifest.get("max_cursor"):
+            run.watermark_after = _advance_watermark(s, ctx, datetime.fromisoformat(manifest["max_cursor"]))
+        run.status = "loaded"
+        return run_counts(run)
+
+
+def run_counts(run: Run) -> dict:
+    return {k: getattr(run, k) for k in ("pulled", "inserted", "updated", "unchanged", "quarantined")}
+
+
+def _advance_watermark(s: Session, ctx: RunContext, cursor: datetime) -> datetime:
+    mark = s.get(Watermark, ctx.source.name, with_for_update=True)
+    if mark is None:
+        s.add(Watermark(source=ctx.source.name, cursor_value=cursor, run_id=ctx.run_id))
+        return cursor
+    if cursor > mark.cursor_value:  # never backwards, whatever a re-run or backfill pulled
+        mark.cursor_value, mark.run_id, mark.updated_at = cursor, ctx.run_id, datetime.now(timezone.utc)
+    return mark.cursor_value
+
+
+class _Loader:
+    def __init__(self, session: Session, ctx: RunContext):
+        self.s, self.ctx, self.keys = session, ctx, ctx.keys
+        self.vendor = ctx.mapping.vendor
+
+    # -- raw payloads ----------------------------------------------------------------------------
+    def store_raw_payloads(self, raws: list[dict]) -> list[int]:
+        source = self.ctx.source.name
+        ids: dict[str, int] = {}
+        wanted = {r["hash"]: r for r in raws}
+        for chunk in chunks(list(wanted), CHUNK):
+            ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
+                RawPayload.source == source, RawPayload.payload_hash.in_(chunk))).all())
+        new = [dict(source=source, vendor_result_id=self.ctx.mapping.key_of(r["payload"]) or "", payload_hash=h,
+                    payload_enc=self.keys.encrypt(json.dumps(r["payload"], ensure_ascii=False), f"raw_payloads:{source}:{h}"),
+                    run_id=self.ctx.run_id)
+               for h, r in wanted.items() if h not in ids]
+        for chunk in chunks(new, 2000):
+            self.s.execute(insert(RawPayload), chunk)
+            ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
+                RawPayload.source == source, RawPayload.payload_hash.in_([n["payload_hash"] for n in chunk]))).all())
+        return [ids[r["hash"]] for r in raws]
+
+    # -- candidates ------------------------------------------------------------------------------
+    def resolve_candidates(self, records: list[dict]) -> dict[str, tuple[int, str]]:
+        """national-ID blind index -> (candidate id, candidate key); creates who is new."""
+        newest: dict[str, dict] = {}
+        for rec in sorted(records, key=lambda r: r["result"]["source_updated_at"]):
+            newest[self.keys.blind_index(rec["candidate"]["national_id"])] = rec["candidate"]
+        found = dict((b, (i, k)) for b, i, k in self.s.execute(
+            select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
+            .where(Candidate.national_id_bidx.in_(list(newest)))).all())
+        created = [self._candidate_row(bidx, cand) for bidx, cand in newest.items() if bidx not in found]
+        if created:
+            self.s.execute(insert(Candidate), created)
+            found.update((b, (i, k)) for b, i, k in self.s.execute(
+                select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
+                .where(Candidate.national_id_bidx.in_([c["national_id_bidx"] for c in created]))).all())
+        self._link_vendor_ids(records, found)
+        return found
+
+    def _candidate_row(self, bidx: str, cand: dict) -> dict:
+        key = str(uuid.uuid4())
+        row = dict(candidate_key=key, key_version=self.keys.active, national_id_bidx=bidx,
+                   national_id_enc=self._enc(cand["national_id"], "national_id", key),
+                   national_id_masked=pii.mask_national_id(cand["national_id"]),
+                   full_name_enc=self._enc(cand["full_name"], "full_name", key),
+                   full_name_masked=pii.mask_name(cand["full_name"]))
+        for col, mask in (("mobile", pii.mask_mobile), ("email", pii.mask_email)):
+            value = cand.get(col)
+            row.update({f"{col}_enc": self._enc(value, col, key) if value else None,
+                        f"{col}_bidx": self.keys.blind_index(value) if value else None,
+                        f"{col}_masked": mask(value) if value else None})
+        return row
+
+    def _enc(self, value: str, column: str, candidate_key: str) -> str:
+        return self.keys.encrypt(value, f"candidates.{column}:{candidate_key}")
+
+    def _link_vendor_ids(self, records: list[dict], found: dict[str, tuple[int, str]]) -> None:
+        pairs = {rec["candidate"]["vendor_candidate_id"]: found[self.keys.blind_index(rec["candidate"]["national_id"])][0]
+                 for rec in records if rec["candidate"].get("vendor_candidate_id")}
+        known = set(self.s.scalars(select(CandidateVendorId.vendor_candidate_id).where(
+            CandidateVendorId.vendor == self.vendor, CandidateVendorId.vendor_candidate_id.in_(list(pairs)))))
+        new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]
+        if new:
+            self.s.execute(insert(CandidateVendorId), new)
+
+    # -- results ---------------------------------------------------------------------------------
+    def upsert_results(self, items: list[tuple[str, dict]]) -> dict[str, tuple[str, int]]:
+        """key -> (outcome, result id) for the newest version of each result in the batch."""
+        existing = {r.vendor_result_id: r for r in self.s.execute(
+            select(InterviewResult.id, InterviewResult.vendor_result_id, InterviewResult.source_updated_at,
+                   InterviewResult.content_hash, InterviewResult.version)
+            .where(InterviewResult.vendor == self.vendor,
+                   InterviewResult.vendor_result_id.in_([k for k, _ in items])))}
+        out: dict[str, tuple[str, int]] = {}
+        to_insert, to_update = [], []
+        for key, rec in items:
+            digest = content_hash(rec)
+            old = existing.get(key)
+            if old is None:
+                to_insert.append((key, rec, digest))
+            elif _dt(rec["result"]["source_updated_at"]) < old.source_updated_at:
+                out[key] = ("stale", old.id)  # version guard: an older version never overwrites a newer one
+            elif digest == old.content_hash:
+                out[key] = ("unchanged", old.id)
+            else:
+                to_update.append((key, rec, digest, old))
+        if not to_insert and not to_update:
+            return out
+        candidates = self.resolve_candidates([rec for _, rec, *_ in to_insert + to_update])
+
+        def candidate_of(rec):
+            return candidates[self.keys.blind_index(rec["candidate"]["national_id"])]
+
+        if to_insert:
+            self.s.execute(insert(InterviewResult), [
+                self._result_row(key, rec, digest, candidate_of(rec)[0], version=1) | {"first_run_id": self.ctx.run_id}
+                for key, rec, digest in to_insert])
+            ids = dict(self.s.execute(select(InterviewResult.vendor_result_id, InterviewResult.id).where(
+                InterviewResult.vendor == self.vendor,
+                InterviewResult.vendor_result_id.in_([k for k, *_ in to_insert]))).all())
+            out.update({key: ("inserted", ids[key]) for key, *_ in to_insert})
+        if to_update:
+            self.s.execute(update(InterviewResult), [
+                self._result_row(key, rec, digest, candidate_of(rec)[0], version=old.version + 1) | {"id": old.id}
+                for key, rec, digest, old in to_update])
+            self.s.execute(delete(DimensionScore).where(DimensionScore.result_id.in_([old.id for *_, old in to_update])))
+            out.update({key: ("updated", old.id) for key, _, _, old in to_update})
+
+        changed = [(key, rec, digest, 1) for key, rec, digest in to_insert] + \
+                  [(key, rec, digest, old.version + 1) for key, rec, digest, old in to_update]
+        dims = [dict(result_id=out[key][1], **d) for key, rec, *_ in changed for d in rec["dimensions"]]
+        if dims:
+            self.s.execute(insert(DimensionScore), dims)
+        self._queue_outbox(changed, out, candidate_of)
+        return out
+
+    def _result_row(self, key: str, rec: dict, digest: str, candidate_id: int, version: int) -> dict:
+        r = rec["result"]
+        video = r.get("video_url")
+        return dict(
+            vendor=self.vendor, vendor_result_id=key, candidate_id=candidate_id,
+            position_code=r.get("position_code"), position_name=r.get("position_name"),
+            department=r.get("department"), business_unit=r.get("business_unit"),
+            started_at=_dt(r.get("started_at")), completed_at=_dt(r.get("completed_at")),
+            overall_score=r.get("overall_score"), raw_score=r.get("raw_score"), score_scale=r.get("score_scale"),
+            ai_comment=r.get("ai_comment"), recommendation=r.get("recommendation"), status=r["status"],
+            video_url_enc=self.keys.encrypt(video, f"interview_results.video_url:{self.vendor}:{key}") if video else None,
+            video_expires_at=_dt(r.get("video_expires_at")), report_url=r.get("report_url"),
+            interviewer=r.get("interviewer"), source_updated_at=_dt(r["source_updated_at"]),
+            mapping_version=rec["mapping_version"], content_hash=digest, version=version,
+            last_run_id=self.ctx.run_id, updated_at=datetime.now(timezone.utc),
+        )
+
+    def _queue_outbox(self, changed, out, candidate_of) -> None:
+        rows = []
+        for target in self.ctx.source.targets:
+            for key, rec, digest, version in changed:
+                idem = hashlib.sha256(f"{target}|{self.vendor}|{key}|{digest}".encode()).hexdigest()
+                payload = {"candidate": {"candidate_key": candidate_of(rec)[1], **rec["candidate"]},
+                           "result": {"result_key": f"{self.vendor}:{key}", "vendor": self.vendor,
+                                      "vendor_result_id": key, "version": version,
+                                      "mapping_version": rec["mapping_version"], **rec["result"]},
+                           "dimensions": rec["dimensions"]}
+                rows.append(dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
+                                 payload_enc=self.keys.encrypt(json.dumps(payload, ensure_ascii=False),
+                                                               f"outbox:{target}:{idem}"),
+                                 status="pending", run_id=self.ctx.run_id))
+        known = set()
+        for chunk in chunks([r["idempotency_key"] for r in rows], CHUNK):
+            known.update(self.s.scalars(select(Outbox.idempotency_key).where(Outbox.idempotency_key.in_(chunk))))
+        rows = [r for r in rows if r["idempotency_key"] not in known]
+        if rows:
+            self.s.execute(insert(Outbox), rows)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def chunks(items: list[T], size: int) -> Iterator[list[T]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -1,0 +1,61 @@
+"""Run every step of one source in this process (what `hiresync sync` does without Airflow)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from hiresync.hub.models import Run
+from hiresync.pipeline.context import RunContext, new_run_id
+from hiresync.pipeline.deliver import deliver, publish
+from hiresync.pipeline.extract import extract
+from hiresync.pipeline.load import load
+from hiresync.pipeline.transform import map_records
+from hiresync.pipeline.validate import validate
+from hiresync.settings import Settings
+
+STEPS: tuple[tuple[str, Callable[[RunContext], dict]], ...] = (
+    ("extract", extract), ("validate", validate), ("map", map_records), ("load", load), ("deliver", deliver),
+)
+
+
+def run_source(source: str, settings: Settings | None = None, run_id: str | None = None,
+               on_step: Callable[[str, dict], None] | None = None) -> dict:
+    ctx = RunContext.open(source, run_id or new_run_id(source), settings)
+    ctx.keys  # a missing or wrong key stops here, before anything is pulled
+    for name, step in STEPS:
+        try:
+            result = step(ctx)
+        except Exception as exc:
+            mark_failed(ctx, name, exc)
+            raise
+        if on_step:
+            on_step(name, result)
+    return publish(ctx)
+
+
+def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
+    """Record why a run stopped. Our own errors carry clean messages; others only their type."""
+    from connectors.errors import SourceError
+    from hiresync.errors import HireSyncError
+
+    message = str(exc) if isinstance(exc, (HireSyncError, SourceError)) else type(exc).__name__
+    try:
+        with ctx.transaction() as s:
+            run = s.get(Run, ctx.run_id)
+            if run is not None:
+                run.error = f"{step}: {message}"
+                if run.status not in ("loaded", "success"):  # loaded data stays loaded; delivery resumes
+                    run.status = "failed"
+    except Exception:  # noqa: BLE001 - the hub may be what failed; the original error matters more
+        pass
+
+
+def run_step(source: str, run_id: str, step: str) -> dict:
+    """One step by name: what each Airflow task calls."""
+    ctx = RunContext.open(source, run_id)
+    fn = dict(STEPS + (("publish", publish),))[step]
+    try:
+        return fn(ctx)
+    except Exception as exc:
+        mark_failed(ctx, step, exc)
+        raise

@@ -1,0 +1,37 @@
+"""Per-source sync status for data engineers: no personal data, only ids, counts and times."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from hiresync.hub.models import Outbox, Quarantine, Run, Watermark
+from hiresync.hub.store import transaction
+from hiresync.pipeline.deliver import summary_of
+from hiresync.settings import Settings
+from hiresync.sources import load_sources
+
+
+def status(settings: Settings) -> dict:
+    sources = load_sources(settings)
+    out = {"hub": _safe_url(settings.hub_url), "ehr": _safe_url(settings.ehr_url),
+           "lineage": str(settings.lineage_file), "sources": {}}
+    with transaction(settings.hub_url) as s:
+        for name in sources:
+            last = s.scalars(select(Run).where(Run.source == name).order_by(Run.started_at.desc()).limit(1)).first()
+            mark = s.get(Watermark, name)
+            quarantine = dict(s.execute(select(Quarantine.reason_code, func.count()).where(
+                Quarantine.source == name, Quarantine.status == "open").group_by(Quarantine.reason_code)).all())
+            out["sources"][name] = {
+                "last_run": summary_of(last) if last else None,
+                "watermark": mark.cursor_value.isoformat() if mark else None,
+                "quarantine_open": sum(quarantine.values()),
+                "quarantine_by_reason": quarantine,
+            }
+        out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
+            Outbox.status == "pending").group_by(Outbox.target)).all())
+    return out
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
