@@ -9,6 +9,9 @@ echo the failing VALUES (unexpected_list, partial_* lists, and even every unexpe
 entry, which carries the checked column's value next to the key). Only keys, counts and
 percentages leave this module; GX's own exception logging is silenced because exception messages
 can quote values (e.g. pandas' "could not convert string to float: '...'").
+
+Column names with dots ("candidate.national_id") need no renaming: GX's pandas engine indexes
+columns by exact name for every expectation used here (covered by the tests).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import math
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +62,9 @@ class ValidationOutcome:
     suite_name: str
     success: bool
     statistics: dict  # evaluated/successful/unsuccessful expectations, success_percent, rows_evaluated
-    expectation_results: list[dict]  # one per check, in check order, JSON-safe, no values
+    # One per check, in check order, JSON-safe, no values. unexpected_percent is GX's: of the
+    # non-null values (nulls are counted in missing_count, None where GX does not report it).
+    expectation_results: list[dict]
 
 
 class CheckExecutionError(RuntimeError):
@@ -74,7 +80,7 @@ class CheckExecutionError(RuntimeError):
 class _Gx:
     batch_definition: Any  # great_expectations BatchDefinition for a whole in-memory DataFrame
     suite_cls: type
-    find_expectation: Any  # class name -> registered Expectation class, or None
+    find_expectation: Callable[[str], type | None]  # class name -> registered Expectation class
     row_level_bases: tuple[type, ...]
 
 
@@ -92,7 +98,8 @@ def _gx() -> _Gx:
 
 
 def _build_gx() -> _Gx:
-    # Must be set before the import: GX reads it when its analytics module initialises.
+    # Set before the import for GX builds that send usage analytics (1.24.1 as installed here
+    # ships no analytics module; analytics_enabled=False below covers the context as well).
     os.environ["GX_ANALYTICS_ENABLED"] = "False"
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
@@ -121,8 +128,9 @@ def _build_gx() -> _Gx:
             return None
         return cls if cls.__name__ == name else None
 
-    # These loggers report metric exceptions with their messages, which can quote column values.
-    # validate_frame raises its own value-free CheckExecutionError instead.
+    # validation_graph (ERROR) and metrics_calculator (WARNING) log metric exceptions with their
+    # messages, which can quote column values. The suite path used here did not hit them in
+    # 1.24.1, but other GX paths do; validate_frame raises a value-free CheckExecutionError.
     logging.getLogger("great_expectations.validator").setLevel(logging.CRITICAL)
 
     # get_context(mode="ephemeral") alone uses init_temp_docs_sites=True, which creates (and
@@ -170,10 +178,14 @@ def validate_frame(
         "return_unexpected_index_query": False,
         "partial_unexpected_count": 0,  # the partial lists hold values; we never read them
     }
+    # GX looks failing rows up by index label (df.at[label, key]): duplicate labels (a concat of
+    # batches) return several rows per label, and a named index switches GX to reporting the index
+    # instead of the key column. A fresh RangeIndex avoids both; copy-on-write keeps it cheap.
+    gx_frame = frame.reset_index(drop=True)
     # GX's fluent datasources keep per-asset state; one validation at a time per process is the
     # safe reading of "not documented as thread-safe". Validation is CPU-bound anyway.
     with _gx_lock:
-        batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": gx_frame})
         suite_result = batch.validate(suite, result_format=result_format)
 
     by_index = {r.expectation_config.meta[_META_KEY]: r for r in suite_result.results}

@@ -42,9 +42,13 @@ Key = tuple[int, str]  # (updated_at as epoch seconds, result_id): unique per ve
 
 
 class AIViewSimulator(SimServer):
+    """Attributes for tests: ``defects`` (result_id -> defect kind), ``rescored`` (result ids with
+    more than one version, pre-generated or from ``rescore``), plus the SimServer fault knobs
+    ``outage``, ``latency``, ``retry_after`` and the ``requests`` per-path counter."""
+
     def __init__(self, count: int = 2000, seed: int = 7, defect_rate: float = 0.03,
                  rescore_rate: float = 0.05, client_id: str = "hiresync",
-                 client_secret: str = "aiview-secret", token_ttl: float = 3600,
+                 client_secret: str = "aiview-secret", token_ttl: int = 3600,
                  page_limit_max: int = 500, *, port: int = 0,
                  distinct_updated_at: int | None = None) -> None:
         """``distinct_updated_at``: for tests, give first versions only that many distinct

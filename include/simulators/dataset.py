@@ -11,9 +11,9 @@ import heapq
 import random
 import string
 from collections.abc import Iterator, Sequence
-from itertools import combinations
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
+from itertools import combinations
 from operator import mul
 from statistics import NormalDist
 from typing import TypeVar
@@ -198,9 +198,8 @@ class InterviewDataset:
                 heapq.heappush(pending, (i + 1 + _below(rng, 300), cand.seq, cand, res))
             yield res
 
-    # Hot path: 100k results must take a couple of seconds. Every draw is one rng.random() call
-    # (C code) indexing a tuple, instead of randint/choice/gauss, which are pure Python and
-    # several times slower.
+    # Hot path (100k results in a few seconds): every draw is one rng.random() call (C code)
+    # indexing a tuple; randint/choice/gauss are pure Python and several times slower.
     def _candidate(self, rng: random.Random, seq: int) -> Candidate:
         r = rng.random
         male = r() < 0.5

@@ -1,0 +1,147 @@
+"""Test setup: real simulators on loopback, real SQLite / PostgreSQL / MariaDB hubs.
+
+Airflow reads its configuration at import time, so its environment is set here, before any test
+module can import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hiresync-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW_CONFIG": str(REPO / "airflow.cfg"),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+    "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(_AIRFLOW_HOME / "ol.ndjson"),
+                                                   "append": True}),
+    "HIRESYNC_RETRY_DELAY": "0.1",
+    "GX_ANALYTICS_ENABLED": "False",
+})
+
+SERVER_URLS = {"postgresql": os.environ.get("HIRESYNC_TEST_PG_URL"), "mariadb": os.environ.get("HIRESYNC_TEST_MYSQL_URL")}
+
+
+# -- hub databases ---------------------------------------------------------------------------------
+def _fresh_server_database(base_url: str) -> tuple[str, callable]:
+    """A database of its own for this test session, dropped at the end."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"hiresync_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        from hiresync.hub.store import engine_for
+
+        engine_for(url).dispose()
+        with admin.connect() as conn:
+            if admin.dialect.name == "postgresql":
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql", "mariadb"])
+def hub_database(request, tmp_path_factory):
+    """A migrated, empty-schema hub database URL, once per backend per session."""
+    from hiresync.hub.store import migrate
+
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{tmp_path_factory.mktemp('hub') / 'hub.db'}", (lambda: None)
+    else:
+        base = SERVER_URLS[request.param]
+        if not base:
+            pytest.skip(f"{request.param} is not configured here (set HIRESYNC_TEST_{'PG' if request.param == 'postgresql' else 'MYSQL'}_URL)")
+        url, drop = _fresh_server_database(base)
+    migrate(url)
+    yield url
+    drop()
+
+
+@pytest.fixture
+def hub_url(hub_database):
+    """The session's hub database, emptied before each test."""
+    from hiresync.hub.models import Base
+    from hiresync.hub.store import engine_for
+
+    with engine_for(hub_database).begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    return hub_database
+
+
+@pytest.fixture
+def settings(hub_url, tmp_path, monkeypatch):
+    """Settings for one test: its own var dir, EHR file and key; the repo's sources and profiles."""
+    from hiresync.pii import Keyring
+    from hiresync.settings import Settings
+
+    var = tmp_path / "var"
+    monkeypatch.setenv("HIRESYNC_HOME", str(REPO))
+    monkeypatch.setenv("HIRESYNC_VAR", str(var))
+    monkeypatch.setenv("HIRESYNC_HUB_URL", hub_url)
+    monkeypatch.setenv("HIRESYNC_EHR_URL", f"sqlite:///{var / 'ehr.db'}")
+    monkeypatch.delenv("HIRESYNC_KEYS", raising=False)
+    s = Settings.from_env()
+    Keyring.generate(s.key_file)
+    return s
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path, monkeypatch):
+    """Like `settings` but always on a fresh embedded SQLite hub (for tests that are not about the DB)."""
+    from hiresync.hub.store import migrate
+    from hiresync.pii import Keyring
+    from hiresync.settings import Settings
+
+    var = tmp_path / "var"
+    monkeypatch.setenv("HIRESYNC_HOME", str(REPO))
+    monkeypatch.setenv("HIRESYNC_VAR", str(var))
+    monkeypatch.delenv("HIRESYNC_HUB_URL", raising=False)
+    monkeypatch.delenv("HIRESYNC_EHR_URL", raising=False)
+    monkeypatch.delenv("HIRESYNC_KEYS", raising=False)
+    s = Settings.from_env()
+    Keyring.generate(s.key_file)
+    migrate(s.hub_url)
+    return s
+
+
+# -- simulators ------------------------------------------------------------------------------------
+def connect(monkeypatch, sim, conn_id: str = "hiresync_aiview", **override) -> None:
+    doc = {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret, **override}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(doc))
+
+
+@pytest.fixture
+def aiview(monkeypatch):
+    """A 300-result AIView simulator with defects and re-scores, wired to the aiview connection."""
+    from simulators.aiview import AIViewSimulator
+
+    with AIViewSimulator(count=300, seed=11, defect_rate=0.05, rescore_rate=0.05) as sim:
+        connect(monkeypatch, sim)
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's own metadata DB (SQLite, a temp AIRFLOW_HOME), migrated once per session."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
+    return _AIRFLOW_HOME

@@ -1,0 +1,238 @@
+"""The skeleton's invariants, end to end against the AIView simulator, on every hub database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.errors import SourceAuthError, SourceUnavailable
+from connectors.targets.ehr_sql import ehr_interview_results
+from hiresync.errors import ConfigError, KeyMaterialError
+from hiresync.hub.models import (
+    Candidate, DimensionScore, InterviewResult, Outbox, Quarantine, RawPayload, RecordLineage, Run, Watermark,
+)
+from hiresync.hub.store import engine_for, transaction
+from hiresync.pipeline import load as load_module
+from hiresync.pipeline.runner import run_source
+from tests.conftest import connect
+
+
+def count(settings, model, *where) -> int:
+    with transaction(settings.hub_url) as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def ehr_count(settings) -> int:
+    with engine_for(settings.ehr_url).connect() as conn:
+        return conn.scalar(select(func.count()).select_from(ehr_interview_results))
+
+
+def watermark(settings):
+    with transaction(settings.hub_url) as s:
+        mark = s.get(Watermark, "aiview")
+        return mark.cursor_value if mark else None
+
+
+def test_first_run_accounts_for_every_pulled_result(settings, aiview):
+    summary = run_source("aiview", settings)
+
+    total_versions = 300 + len(aiview.rescored)
+    assert summary["status"] == "success"
+    assert summary["pulled"] == total_versions
+    assert summary["pulled"] == summary["inserted"] + summary["updated"] + summary["unchanged"] + summary["quarantined"]
+    assert summary["quarantined"] == len(aiview.defects)
+    assert summary["inserted"] == 300 - len(aiview.defects)
+    assert summary["delivered"] == summary["inserted"]
+    assert count(settings, InterviewResult) == summary["inserted"]
+    assert ehr_count(settings) == summary["inserted"]
+    assert count(settings, RecordLineage) == summary["pulled"]
+    assert count(settings, DimensionScore) >= 4 * summary["inserted"]
+    # Re-scored results arrived in one pull with their first version: the newest one is stored.
+    with transaction(settings.hub_url) as s:
+        versions = dict(s.execute(select(InterviewResult.vendor_result_id, InterviewResult.source_updated_at)).all())
+    rescored_ok = [k for k in aiview.rescored if k in versions]
+    assert rescored_ok and all(versions[k].year == 2026 and versions[k].month == 12 for k in rescored_ok)
+
+
+def test_each_defect_is_quarantined_with_its_field_and_rule(settings, aiview):
+    run_source("aiview", settings)
+
+    with transaction(settings.hub_url) as s:
+        rows = {q.vendor_result_id: q for q in s.scalars(select(Quarantine))}
+    assert set(rows) == set(aiview.defects)
+    expected = {"bad_id_checksum": ("candidate.national_id", "ID_CHECKSUM"),
+                "score_out_of_range": ("overall_score", "RANGE"),
+                "malformed_time": ("completed_at", "DATETIME")}
+    for key, kind in aiview.defects.items():
+        problems = {(p["field"], p["rule"]) for p in rows[key].problems}
+        if kind == "missing_required":
+            assert {rule for _, rule in problems} == {"NOT_NULL"}, problems
+            assert problems & {("candidate.full_name", "NOT_NULL"), ("position_code", "NOT_NULL")}
+        else:
+            assert expected[kind] in problems, (kind, problems)
+        assert rows[key].reason_code == rows[key].problems[0]["rule"]
+
+
+def test_rerun_of_the_same_window_changes_and_duplicates_nothing(settings, aiview):
+    run_source("aiview", settings)
+    before = {m.__tablename__: count(settings, m) for m in (Candidate, InterviewResult, DimensionScore, Outbox, RawPayload)}
+    ehr_before = ehr_count(settings)
+    with transaction(settings.hub_url) as s:  # rewind: the same window is pulled again in full
+        s.delete(s.get(Watermark, "aiview"))
+
+    second = run_source("aiview", settings)
+
+    assert second["pulled"] == 300 + len(aiview.rescored)
+    assert second["inserted"] == second["updated"] == 0
+    assert second["delivered"] == 0
+    assert {m.__tablename__: count(settings, m) for m in (Candidate, InterviewResult, DimensionScore, Outbox, RawPayload)} == before
+    assert ehr_count(settings) == ehr_before
+
+
+def test_second_run_is_incremental(settings, aiview):
+    first = run_source("aiview", settings)
+    changed = aiview.rescore(7)
+
+    second = run_source("aiview", settings)
+
+    assert second["pulled_since"] < first["watermark_after"]  # the overlap window is re-read
+    assert second["updated"] == 7 and second["inserted"] == 0
+    assert second["delivered"] == 7
+    assert second["pulled"] == second["updated"] + second["unchanged"] + second["quarantined"]
+    with transaction(settings.hub_url) as s:
+        bumped = dict(s.execute(select(InterviewResult.vendor_result_id, InterviewResult.version)
+                                .where(InterviewResult.vendor_result_id.in_(changed))).all())
+    assert set(bumped) == set(changed) and all(v >= 2 for v in bumped.values())
+    with engine_for(settings.ehr_url).connect() as conn:
+        ehr_versions = dict(conn.execute(select(ehr_interview_results.c.result_key, ehr_interview_results.c.hub_version)
+                                         .where(ehr_interview_results.c.result_key.in_([f"aiview:{k}" for k in changed]))).all())
+    assert {k.split(":", 1)[1]: v for k, v in ehr_versions.items()} == bumped
+
+
+def test_an_older_version_never_overwrites_a_newer_one(settings, aiview):
+    run_source("aiview", settings)
+    key = sorted(aiview.rescored - set(aiview.defects))[0]
+    with transaction(settings.hub_url) as s:
+        newest = s.scalars(select(InterviewResult).where(InterviewResult.vendor_result_id == key)).one()
+        newest_score, newest_version = newest.overall_score, newest.version
+        s.delete(s.get(Watermark, "aiview"))
+    aiview.only_first_versions = True  # the vendor replays its old change feed without the re-scores
+
+    run_source("aiview", settings)
+
+    with transaction(settings.hub_url) as s:
+        row = s.scalars(select(InterviewResult).where(InterviewResult.vendor_result_id == key)).one()
+        outcome = s.scalars(select(RecordLineage.outcome).where(RecordLineage.vendor_result_id == key)
+                            .order_by(RecordLineage.id.desc()).limit(1)).one()
+    assert (row.overall_score, row.version) == (newest_score, newest_version)
+    assert outcome == "stale"
+
+
+def test_a_crash_inside_load_leaves_the_hub_as_it_was(settings, aiview, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash after the data, before the watermark")
+
+    monkeypatch.setattr(load_module, "_advance_watermark", boom)
+    with pytest.raises(RuntimeError):
+        run_source("aiview", settings, run_id="crash-1")
+
+    assert watermark(settings) is None
+    for model in (InterviewResult, Candidate, Quarantine, RecordLineage, Outbox, RawPayload):
+        assert count(settings, model) == 0, model.__tablename__
+    with transaction(settings.hub_url) as s:
+        run = s.get(Run, "crash-1")
+        assert run.status == "failed" and run.error == "load: RuntimeError"
+
+    monkeypatch.undo()
+    connect(monkeypatch, aiview)
+    monkeypatch.setenv("HIRESYNC_HUB_URL", settings.hub_url)
+    monkeypatch.setenv("HIRESYNC_VAR", str(settings.var_dir))
+    monkeypatch.setenv("HIRESYNC_EHR_URL", settings.ehr_url)
+    monkeypatch.setenv("HIRESYNC_HOME", str(settings.home))
+    summary = run_source("aiview", settings, run_id="crash-1")  # the same run, retried
+    assert summary["status"] == "success" and summary["inserted"] == 300 - len(aiview.defects)
+    assert watermark(settings) is not None
+
+
+def test_load_retried_after_success_does_nothing_twice(settings, aiview):
+    from hiresync.pipeline.context import RunContext
+    from hiresync.pipeline.load import load
+
+    summary = run_source("aiview", settings, run_id="twice")
+    ctx = RunContext.open("aiview", "twice", settings)
+    ctx.staging.write_json("manifest", {"max_cursor": None})  # staging is gone after publish; a retry still finds the run
+    ctx.staging.write_json("validation", {"failures": {}})
+    ctx.staging.write_json("map_problems", {})
+    assert load(ctx) == {k: summary[k] for k in ("pulled", "inserted", "updated", "unchanged", "quarantined")}
+    assert count(settings, RecordLineage) == summary["pulled"]
+
+
+def test_bad_credentials_stop_the_run_with_one_clear_message(settings, aiview, monkeypatch):
+    connect(monkeypatch, aiview, password="wrong-secret")
+    with pytest.raises(SourceAuthError) as err:
+        run_source("aiview", settings, run_id="badcreds")
+    message = str(err.value)
+    assert "aiview" in message and "credentials refused" in message and "hiresync_aiview" in message
+    assert "wrong-secret" not in message
+    assert watermark(settings) is None
+    with transaction(settings.hub_url) as s:
+        assert s.get(Run, "badcreds").status == "failed"
+
+
+def test_unreachable_vendor_leaves_the_watermark(settings, aiview, monkeypatch):
+    run_source("aiview", settings)
+    before = watermark(settings)
+    aiview.outage = True
+    with pytest.raises(SourceUnavailable) as err:
+        run_source("aiview", settings)
+    assert "aiview" in str(err.value) and "GET /v1/interview-results" in str(err.value)
+    assert watermark(settings) == before
+
+
+def test_broken_profile_names_file_and_key(settings, aiview, tmp_path, monkeypatch):
+    profile = tmp_path / "broken.yaml"
+    profile.write_text((settings.home / "connectors/profiles/aiview.yaml").read_text().replace(
+        "cursor_param: cursor", "cursor_parm: cursor"))
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(f"sources:\n  aiview:\n    profile: {profile}\n    mapping: mappings/aiview.yaml\n")
+    monkeypatch.setenv("HIRESYNC_SOURCES", str(sources))
+    from hiresync.settings import Settings
+
+    with pytest.raises(ConfigError) as err:
+        run_source("aiview", Settings.from_env())
+    assert str(profile) in str(err.value) and "stream.paginator" in str(err.value)
+    assert watermark(settings) is None
+
+
+def test_missing_key_stops_before_anything_is_touched(settings, aiview):
+    settings.key_file.unlink()
+    with pytest.raises(KeyMaterialError) as err:
+        run_source("aiview", settings)
+    assert "hiresync init" in str(err.value)
+    assert aiview.requests_total() == 0
+    assert count(settings, Run) == 0
+
+
+def test_wrong_key_cannot_read_what_another_key_wrote(settings, aiview):
+    from hiresync.pii import Keyring
+
+    run_source("aiview", settings)
+    settings.key_file.unlink()
+    Keyring.generate(settings.key_file)
+    with transaction(settings.hub_url) as s:
+        enc = s.scalars(select(Candidate.national_id_enc)).first()
+        key = s.scalars(select(Candidate.candidate_key)).first()
+    with pytest.raises(KeyMaterialError):
+        Keyring.load(settings.key_file).decrypt(enc, f"candidates.national_id:{key}")
+
+
+def test_outbox_payloads_and_hub_columns_hold_no_plaintext_personal_data(settings, aiview):
+    run_source("aiview", settings)
+    secrets = aiview.personal_values()
+    with engine_for(settings.hub_url).connect() as conn:
+        dump = json.dumps([list(map(str, row)) for model in (Candidate, InterviewResult, Outbox, RawPayload, Quarantine, RecordLineage)
+                           for row in conn.execute(select(model.__table__))], ensure_ascii=False)
+    leaked = [v for v in secrets if v in dump]
+    assert not leaked, f"{len(leaked)} personal values stored in plaintext"
