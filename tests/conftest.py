@@ -6,8 +6,10 @@ module can import it.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO, connect
+
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="hiresync-airflow-"))
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ.update({
     "AIRFLOW_HOME": str(_AIRFLOW_HOME),
     "AIRFLOW_CONFIG": str(REPO / "airflow.cfg"),
@@ -125,11 +129,6 @@ def sqlite_settings(tmp_path, monkeypatch):
 
 
 # -- simulators ------------------------------------------------------------------------------------
-def connect(monkeypatch, sim, conn_id: str = "hiresync_aiview", **override) -> None:
-    doc = {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret, **override}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(doc))
-
-
 @pytest.fixture
 def aiview(monkeypatch):
     """A 300-result AIView simulator with defects and re-scores, wired to the aiview connection."""

@@ -94,7 +94,8 @@ def test_token_flow_form_and_basic(sim):
 
 @pytest.mark.parametrize("data,auth", [
     ({"grant_type": "client_credentials", "client_id": "hiresync", "client_secret": "wrong"}, None),
-    ({"grant_type": "client_credentials", "client_id": "other", "client_secret": "aiview-secret"}, None),
+    ({"grant_type": "client_credentials", "client_id": "other",
+      "client_secret": "aiview-secret"}, None),
     ({"grant_type": "client_credentials"}, None),
     ({"grant_type": "client_credentials"}, ("hiresync", "wrong")),
 ])
@@ -247,7 +248,8 @@ def test_clean_records_are_realistic_and_consistent(sim, feed):
         started = datetime.fromisoformat(iv["started_at"])
         finished = datetime.fromisoformat(iv["finished_at"])
         updated = datetime.fromisoformat(rec["updated_at"].replace("Z", "+00:00"))
-        assert started.utcoffset() == timedelta(hours=8) and (started.year, started.month) == (2026, 11)
+        assert started.utcoffset() == timedelta(hours=8)
+        assert (started.year, started.month) == (2026, 11)
         assert timedelta(minutes=15) <= finished - started <= timedelta(minutes=45)
         assert finished < updated
         assert datetime.fromisoformat(iv["video"]["expires_at"]) == finished + timedelta(days=30)
@@ -307,7 +309,8 @@ def test_rescore_makes_exactly_those_appear_after_the_previous_maximum():
         assert sorted(r["result_id"] for r in newer) == sorted(ids)
         assert all(r["updated_at"] == previous_max for r in after if r not in newer)
         for rec in newer:
-            assert rec["evaluation"]["total_score"] != old[rec["result_id"]]["evaluation"]["total_score"]
+            previous = old[rec["result_id"]]["evaluation"]["total_score"]
+            assert rec["evaluation"]["total_score"] != previous
             assert_verdict_consistent(rec)
         # Stamped with the wall clock (never earlier than the feed's previous maximum).
         stamp = datetime.fromisoformat(newer[0]["updated_at"].replace("Z", "+00:00"))
@@ -317,7 +320,8 @@ def test_rescore_makes_exactly_those_appear_after_the_previous_maximum():
 
 
 def test_rescore_is_deterministic():
-    assert AIViewSimulator(count=200, seed=4).rescore(4) == AIViewSimulator(count=200, seed=4).rescore(4)
+    first, second = AIViewSimulator(count=200, seed=4), AIViewSimulator(count=200, seed=4)
+    assert first.rescore(4) == second.rescore(4)
 
 
 # -- faults and server ----------------------------------------------------------------------

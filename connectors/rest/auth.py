@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from urllib.parse import urlsplit
+
 import requests
 from requests.auth import AuthBase
 
@@ -56,7 +58,7 @@ class OAuth2ClientCredentials(AuthBase):
                 "client_secret": self._conn.password or ""}
         if self._scope:
             data["scope"] = self._scope
-        request = "POST token endpoint"
+        request = f"POST {urlsplit(self._token_url).path}"
         try:
             resp = self._session.post(self._token_url, data=data, timeout=self._timeout)
         except requests.RequestException as exc:

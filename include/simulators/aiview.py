@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import functools
 import json
 import math
 import random
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote_plus
 
-from simulators.dataset import (Evaluation, InterviewDataset, InterviewResult, rescored,
+from simulators.dataset import (Evaluation, InterviewDataset, InterviewResult, Position, rescored,
                                 rescored_evaluation)
 from simulators.server import Request, Response, SimServer, error_response, json_response, \
     raw_json_response
@@ -276,25 +277,39 @@ def vendor_json(res: InterviewResult) -> bytes:
     on them dominated start-up. Safe because every string comes from the dataset's own
     alphabets (no quotes, backslashes or control characters); a test pins both to the same JSON.
     """
-    c, p, ev = res.candidate, res.position, res.evaluation
-    dims = ",".join([f'{{"code":"{d.code}","name":"{d.name}","score":{d.score!r},'
-                     f'"full_score":{FULL_SCORE},"comment":"{d.comment}"}}'
-                     for d in ev.dimensions])
+    c, ev = res.candidate, res.evaluation
+    dims = []
+    for d in ev.dimensions:
+        head, tail = _dimension_json(d.code, d.name, d.comment)
+        dims.append(f"{head}{d.score!r}{tail}")
     return (
         f'{{"result_id":"{res.result_id}",'
         f'"candidate":{{"id":"{c.candidate_id}","name":"{c.name}","id_card":"{c.id_card}",'
         f'"mobile":"{c.mobile_written}","email":"{c.email}"}},'
-        f'"job":{{"code":"{p.code}","title":"{p.title}","department":"{p.department}",'
-        f'"business_unit":"{p.business_unit}"}},'
+        f'"job":{_job_json(res.position)},'
         f'"interview":{{"started_at":"{res.started_at.isoformat()}",'
         f'"finished_at":"{res.finished_at.isoformat()}",'
         f'"video":{{"url":"{res.video_url}","expires_at":"{res.video_expires_at.isoformat()}"}},'
         f'"report_url":"{res.report_url}"}},'
         f'"evaluation":{{"total_score":{ev.total_score!r},"full_score":{FULL_SCORE},'
-        f'"dimensions":[{dims}],"comment":"{ev.comment}","recommendation":"{ev.recommendation}",'
+        f'"dimensions":[{",".join(dims)}],"comment":"{ev.comment}",'
+        f'"recommendation":"{ev.recommendation}",'
         f'"result":"{ev.result}"}},'
         f'"status":"completed","updated_at":"{_iso_utc(res.updated_at)}"}}'
     ).encode("utf-8")
+
+
+# A dozen positions and 21 dimension comments: their JSON is built once.
+@functools.cache
+def _job_json(p: Position) -> str:
+    return json.dumps({"code": p.code, "title": p.title, "department": p.department,
+                       "business_unit": p.business_unit}, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.cache
+def _dimension_json(code: str, name: str, comment: str) -> tuple[str, str]:
+    return (f'{{"code":"{code}","name":"{name}","score":',
+            f',"full_score":{FULL_SCORE},"comment":"{comment}"}}')
 
 
 def _evaluation(ev: Evaluation) -> dict[str, Any]:
@@ -317,6 +332,8 @@ def _iso_utc(moment: datetime | int) -> str:
     """2026-11-03T01:45:00Z: second precision, so updated_at strings sort like the keys."""
     if isinstance(moment, int):
         moment = datetime.fromtimestamp(moment, timezone.utc)
+    if moment.tzinfo is timezone.utc and not moment.microsecond:  # the common case, 2x faster
+        return moment.isoformat()[:19] + "Z"
     return moment.astimezone(timezone.utc).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
@@ -329,7 +346,7 @@ def _parse_limit(value: str | None, maximum: int) -> int:
 
 
 def _parse_since(value: str | None) -> int | None:
-    """Epoch seconds of the first whole second >= updated_since (updated_at has second precision)."""
+    """Epoch of the first whole second >= updated_since (updated_at has second precision)."""
     if value is None:
         return None
     try:

@@ -126,7 +126,7 @@ class Candidate:
     birth_date: date
     id_card: str
     mobile: str              # 11 digits, canonical
-    mobile_written: str      # as a candidate typed it: plain, "+86 138 1234 5678" or "138-1234-5678"
+    mobile_written: str      # as typed: plain, "+86 138 1234 5678" or "138-1234-5678"
     email: str
 
 

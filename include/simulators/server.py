@@ -74,7 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        # Always drain the body: leftovers would be parsed as the next request on a kept-alive socket.
+        # Always drain the body: leftovers would be parsed as the next request on a kept-alive
+        # socket.
         body = self.rfile.read(length) if length > 0 else b""
         split = urlsplit(self.path)
         request = Request(self.command, split.path, parse_qs(split.query, keep_blank_values=True),

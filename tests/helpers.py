@@ -1,0 +1,38 @@
+"""Helpers shared by the tests (conftest.py holds only fixtures: it must be imported once)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def connect(monkeypatch, sim, conn_id: str = "hiresync_aiview", **override) -> None:
+    doc = {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret, **override}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(doc))
+
+
+def personal_values(records: list[dict]) -> set[str]:
+    values: set[str] = set()
+    for rec in records:
+        cand = rec.get("candidate", {})
+        if cand.get("id_card"):
+            values.add(str(cand["id_card"]).upper())
+        if cand.get("mobile"):
+            digits = re.sub(r"\D", "", str(cand["mobile"]))[-11:]
+            values.update({str(cand["mobile"]), digits})
+        if cand.get("email"):
+            values.update({str(cand["email"]), str(cand["email"]).lower()})
+        if cand.get("name") and len(cand["name"]) >= 2:
+            values.add(cand["name"])
+        video = rec.get("interview", {}).get("video", {}).get("url")
+        if video:
+            values.add(video)
+    return values
+
+
+def leaks(text: str, values: set[str]) -> list[str]:
+    """Which personal values occur in `text` (reported masked, so a failing test leaks nothing)."""
+    return [v[:2] + "***" for v in values if v in text]
