@@ -9,6 +9,8 @@ export AIRFLOW_HOME := $(CURDIR)/var/airflow
 export AIRFLOW_CONFIG := $(CURDIR)/airflow.cfg
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# Development metadata DB; production sets PostgreSQL or MySQL here (README, "Run it in Airflow").
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(CURDIR)/var/airflow/airflow.db
 export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(CURDIR)/var/lineage/openlineage.ndjson", "append": true}
 export GX_ANALYTICS_ENABLED := False
 

@@ -57,3 +57,25 @@ def test_errors_carry_no_secret_or_personal_data(sqlite_settings, aiview, monkey
     assert result.exit_code == 1
     assert "credentials refused" in result.output
     assert "Sup3r-Secret-Value" not in result.output + caplog.text
+
+
+def test_the_demo_runs_and_neither_its_output_nor_its_logs_hold_personal_data(airflow_db, tmp_path):
+    """`make demo` end to end (smaller), as a newcomer would run it."""
+    import subprocess
+    import sys
+
+    from simulators.aiview import AIViewSimulator
+
+    env = dict(os.environ, HIRESYNC_VAR=str(tmp_path / "var"), HIRESYNC_DEMO_COUNT="300")
+    for k in ("HIRESYNC_HUB_URL", "HIRESYNC_EHR_URL", "HIRESYNC_KEYS"):
+        env.pop(k, None)
+    subprocess.run([sys.executable, "-m", "hiresync.cli", "init"], env=env, check=True, capture_output=True)
+    demo = subprocess.run([sys.executable, "-m", "hiresync.demo"], env=env, capture_output=True, text=True)
+
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    assert "inserted" in demo.stdout and "updated          50" in demo.stdout
+    logs = (tmp_path / "var" / "demo-airflow.log").read_text(encoding="utf-8")
+    assert "[DAG TEST] end task task_id=publish" in logs
+    values = personal_values(AIViewSimulator(count=300, seed=7).records())  # the demo's data set
+    for name, text in {"demo output": demo.stdout + demo.stderr, "demo Airflow log": logs}.items():
+        assert leaks(text, values) == [], f"personal data in {name}"

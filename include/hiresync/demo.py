@@ -4,10 +4,10 @@ happened, told plainly. Run with `python -m hiresync.demo` after `airflow db mig
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -23,34 +23,46 @@ def main(count: int = 2000, rescore: int = 50) -> int:
 
     settings = Settings.from_env()
     log_file = settings.var_dir / "demo-airflow.log"
-    _quiet_airflow(log_file)
     with AIViewSimulator(count=count, seed=7) as sim:
         os.environ[f"AIRFLOW_CONN_HIRESYNC_{SOURCE.upper()}"] = json.dumps(
             {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret})
         print(f"AIView simulator: {sim.url} ({count} interview results, some defective, some re-scored)")
-        dag = _load_dag()
-
+        with _output_to(log_file):
+            dag = _load_dag()
         print("\n== Run 1: first sync through Airflow (dag.test) ==")
-        if not _show(settings, _run(dag)):
+        if not _show(settings, _run(dag, log_file)):
             return 1
         ids = sim.rescore(rescore)
         print(f"\n== The vendor re-scores {len(ids)} interviews; run 2 pulls only what changed ==")
-        if not _show(settings, _run(dag)):
+        if not _show(settings, _run(dag, log_file)):
             return 1
+    with _output_to(log_file):
+        pass  # flush whatever Airflow still had buffered into the log, not onto the screen
     _where(settings, log_file)
     return 0
 
 
-def _quiet_airflow(log_file: Path) -> None:
-    """Task logs go to a file so the demo prints a story, not Airflow's chatter."""
+@contextmanager
+def _output_to(log_file: Path):
+    """Airflow's task logs go to a file so the demo prints a story, not Airflow's chatter.
+
+    At the file-descriptor level: Airflow's structlog writers hold their own handle on stdout."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_file, "a", encoding="utf-8") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def _load_dag():
@@ -63,9 +75,10 @@ def _load_dag():
     return bag.dags[DAG_ID]
 
 
-def _run(dag):
+def _run(dag, log_file: Path):
     started = time.monotonic()
-    dag_run = dag.test()
+    with _output_to(log_file):
+        dag_run = dag.test()
     return dag_run, time.monotonic() - started
 
 
@@ -114,4 +127,4 @@ def _where(settings, log_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(count=int(os.environ.get("HIRESYNC_DEMO_COUNT", 2000))))

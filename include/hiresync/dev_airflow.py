@@ -1,0 +1,35 @@
+"""`make airflow`: `airflow standalone` with the AIView simulator behind the aiview connection,
+so a data engineer can trigger and watch the sync DAG in the Airflow UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    from simulators.aiview import AIViewSimulator
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    with AIViewSimulator(count=int(os.environ.get("HIRESYNC_SIM_COUNT", 2000)), seed=7) as sim:
+        env = dict(os.environ)
+        env["AIRFLOW_CONN_HIRESYNC_AIVIEW"] = json.dumps(
+            {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret})
+        print(f"AIView simulator on {sim.url}")
+        print("Airflow UI: http://localhost:8080  user 'admin', password in "
+              f"{home / 'simple_auth_manager_passwords.json.generated'} (written on first start)")
+        print("Trigger 'hiresync_sync_aiview' there; Ctrl-C stops Airflow and the simulator.\n", flush=True)
+        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            return proc.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
