@@ -295,7 +295,7 @@ def _number(raw: Any) -> float:
         raise FieldError("NUMBER")
     try:
         value = float(clean_text(raw).rstrip("%")) if isinstance(raw, str) else float(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise FieldError("NUMBER") from None
     if value != value or value in (float("inf"), float("-inf")):
         raise FieldError("NUMBER")

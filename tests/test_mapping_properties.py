@@ -1,0 +1,56 @@
+"""Property-based: whatever a vendor sends, the mapping engine maps it or names the field and the
+rule; it never raises, and it is deterministic."""
+
+from __future__ import annotations
+
+import copy
+
+from hypothesis import example, given, settings, strategies as st
+
+from hiresync.mapping import FieldError, MappingSpec, normalise_score, parse_datetime
+from tests.test_mapping import PAYLOAD
+
+SPEC = MappingSpec.load("mappings/aiview.yaml")
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+PATHS = [("candidate", "id_card"), ("candidate", "mobile"), ("candidate", "email"), ("candidate", "name"),
+         ("evaluation", "total_score"), ("evaluation", "full_score"), ("evaluation", "result"),
+         ("evaluation", "dimensions"), ("interview", "started_at"), ("interview", "finished_at"), ("job", "code")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(PATHS), json_values, max_size=5))
+def test_any_payload_maps_or_yields_field_errors(replacements):
+    payload = copy.deepcopy(PAYLOAD)
+    for (outer, inner), value in replacements.items():
+        payload[outer][inner] = value
+    record, problems = SPEC.map(payload)
+    assert (record is None) == bool(problems)
+    assert all(p.field and p.rule for p in problems)
+    assert SPEC.map(copy.deepcopy(payload)) == (record, problems)
+
+
+@given(json_values, json_values)
+@example(10**400, 100)  # too large for a float
+@example("4/0", None)
+def test_score_normaliser_never_raises_anything_but_field_errors(raw, scale):
+    try:
+        score, _, _ = normalise_score(raw, scale)
+    except FieldError as err:
+        assert err.rule in {"NUMBER", "SCALE", "RANGE"}
+    else:
+        assert 0 <= score <= 100
+
+
+@given(json_values)
+def test_datetime_parser_returns_utc_or_a_field_error(raw):
+    try:
+        value = parse_datetime(raw)
+    except FieldError as err:
+        assert err.rule == "DATETIME"
+    else:
+        assert value.utcoffset().total_seconds() == 0
