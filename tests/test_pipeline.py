@@ -206,9 +206,13 @@ def test_broken_profile_names_file_and_key(settings, aiview, tmp_path, monkeypat
     from hiresync.settings import Settings
 
     with pytest.raises(ConfigError) as err:
-        run_source("aiview", Settings.from_env())
+        run_source("aiview", Settings.from_env(), run_id="broken")
     assert str(profile) in str(err.value) and "stream.paginator" in str(err.value)
     assert watermark(settings) is None
+    assert sum(aiview.requests.values()) == 0
+    with transaction(settings.hub_url) as s:
+        run = s.get(Run, "broken")
+        assert run.status == "failed" and run.error == f"extract: {err.value}"  # what `hiresync status` shows
 
 
 def test_missing_key_stops_before_anything_is_touched(settings, aiview):

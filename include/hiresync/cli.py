@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from hiresync.settings import Settings
+from hiresync.settings import Settings, safe_url
 
 # Rich tracebacks would print local variables, which can hold personal data: plain tracebacks only.
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -55,7 +55,7 @@ def init() -> None:
         Keyring.generate(settings.key_file)
         typer.echo(f"key: generated {settings.key_file} (keep it safe; without it the archive cannot be read)")
     migrate(settings.hub_url)
-    typer.echo(f"hub: schema up to date at {_safe(settings.hub_url)}")
+    typer.echo(f"hub: schema up to date at {safe_url(settings.hub_url)}")
 
 
 @app.command()
@@ -137,12 +137,6 @@ def _env_keys() -> bool:
     import os
 
     return bool(os.environ.get("HIRESYNC_KEYS"))
-
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def main() -> None:

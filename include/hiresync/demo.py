@@ -108,9 +108,8 @@ def _show(settings, outcome) -> bool:
 
 
 def _where(settings, log_file: Path) -> None:
-    from sqlalchemy.engine import make_url
-
     from hiresync.hub.store import engine_for
+    from hiresync.settings import safe_url
 
     with engine_for(settings.ehr_url).connect() as conn:
         from connectors.targets.ehr_sql import ehr_interview_results
@@ -118,8 +117,8 @@ def _where(settings, log_file: Path) -> None:
         in_ehr = conn.scalar(select(func.count()).select_from(ehr_interview_results))
     transport = json.loads(os.environ.get("AIRFLOW__OPENLINEAGE__TRANSPORT", "{}") or "{}")
     print("\n== Where things are ==")
-    print(f"  EHR database  {make_url(settings.ehr_url).render_as_string(hide_password=True)}  ({in_ehr} interview results)")
-    print(f"  hub database  {make_url(settings.hub_url).render_as_string(hide_password=True)}")
+    print(f"  EHR database  {safe_url(settings.ehr_url)}  ({in_ehr} interview results)")
+    print(f"  hub database  {safe_url(settings.hub_url)}")
     print(f"  lineage       record lineage in the hub (table record_lineage); "
           f"OpenLineage events in {transport.get('log_file_path', '(transport not configured)')}")
     print(f"  Airflow logs  {log_file}")

@@ -44,3 +44,10 @@ class Settings:
         """Paths in config files are relative to the project home."""
         p = Path(relative)
         return p if p.is_absolute() else self.home / p
+
+
+def safe_url(url: str) -> str:
+    """A database URL as it may be shown: password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from hiresync.hub.models import Outbox, Quarantine, Run, Watermark
 from hiresync.hub.store import transaction
 from hiresync.pipeline.deliver import summary_of
-from hiresync.settings import Settings
+from hiresync.settings import Settings, safe_url
 from hiresync.sources import load_sources
 
 
 def status(settings: Settings) -> dict:
     sources = load_sources(settings)
-    out = {"hub": _safe_url(settings.hub_url), "ehr": _safe_url(settings.ehr_url),
+    out = {"hub": safe_url(settings.hub_url), "ehr": safe_url(settings.ehr_url),
            "lineage": str(settings.lineage_file), "sources": {}}
     with transaction(settings.hub_url) as s:
         for name in sources:
@@ -31,7 +30,3 @@ def status(settings: Settings) -> dict:
         out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
             Outbox.status == "pending").group_by(Outbox.target)).all())
     return out
-
-
-def _safe_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)

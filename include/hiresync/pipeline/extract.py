@@ -10,7 +10,7 @@ from connectors.records import get_path
 from connectors.rest.source import RestSource
 from hiresync.connections import get_connection
 from hiresync.hub.models import Run, Watermark
-from hiresync.mapping import parse_datetime, FieldError
+from hiresync.mapping import FieldError, parse_datetime
 from hiresync.pipeline.context import RunContext
 
 
@@ -19,8 +19,6 @@ def payload_hash(payload: dict) -> str:
 
 
 def extract(ctx: RunContext) -> dict:
-    profile = ctx.profile
-    ctx.mapping  # a broken mapping stops the run before anything is pulled
     with ctx.transaction() as s:
         run = s.get(Run, ctx.run_id)
         if run is not None and run.status in ("loaded", "success"):
@@ -29,6 +27,11 @@ def extract(ctx: RunContext) -> dict:
             run = Run(id=ctx.run_id, source=ctx.source.name, status="extracting")
             s.add(run)
         run.status, run.error = "extracting", None
+    # A broken profile or mapping stops the run here, before anything is pulled, and the run
+    # row just written carries the reason for `hiresync status`.
+    profile, _ = ctx.profile, ctx.mapping
+    with ctx.transaction() as s:
+        run = s.get(Run, ctx.run_id)
         mark = s.get(Watermark, ctx.source.name)
         since = mark.cursor_value - profile.overlap if mark else profile.start
         run.pulled_since = since
