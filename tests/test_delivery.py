@@ -1,0 +1,88 @@
+"""Outbox -> EHR: at-least-once delivery into an idempotent receiver."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.targets import ehr_sql
+from connectors.targets.ehr_sql import ehr_interview_results
+from hiresync.errors import HireSyncError
+from hiresync.hub.models import Outbox
+from hiresync.hub.store import engine_for, transaction
+from hiresync.outbox import relay
+from hiresync.pii import Keyring
+from hiresync.pipeline import runner
+from hiresync.pipeline.runner import run_source
+
+
+def ehr_rows(settings) -> int:
+    ehr_sql.EhrSqlTarget(settings.ehr_url, engine=engine_for(settings.ehr_url))  # its tables, even before delivery
+    with engine_for(settings.ehr_url).connect() as conn:
+        return conn.scalar(select(func.count()).select_from(ehr_interview_results))
+
+
+def outbox(settings, status: str) -> int:
+    with transaction(settings.hub_url) as s:
+        return s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status == status))
+
+
+def test_a_relay_killed_after_the_target_applied_a_batch_duplicates_nothing(sqlite_settings, aiview, monkeypatch):
+    monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
+    run_source("aiview", sqlite_settings)
+    pending = outbox(sqlite_settings, "pending")
+    assert pending > 0 and ehr_rows(sqlite_settings) == 0
+
+    # The EHR commits, then the relay dies before it can mark the rows sent.
+    real_upsert = ehr_sql.EhrSqlTarget.upsert
+
+    def upsert_then_die(self, payloads):
+        real_upsert(self, payloads)
+        raise SystemExit("relay killed")
+
+    monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", upsert_then_die)
+    keys = Keyring.load(sqlite_settings.key_file)
+    with pytest.raises(SystemExit):
+        relay(sqlite_settings, keys, "ehr", batch_size=100)
+    assert ehr_rows(sqlite_settings) == 100 and outbox(sqlite_settings, "pending") == pending
+
+    monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", real_upsert)
+    assert relay(sqlite_settings, keys, "ehr", batch_size=100) == pending  # the first batch again, then the rest
+    assert ehr_rows(sqlite_settings) == pending
+    assert outbox(sqlite_settings, "pending") == 0
+
+
+def test_a_refusing_target_keeps_rows_pending_and_says_why_without_data(sqlite_settings, aiview, monkeypatch):
+    monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
+    run_source("aiview", sqlite_settings)
+    pending = outbox(sqlite_settings, "pending")
+
+    def refuse(self, payloads):
+        raise ValueError(f"constraint failed for {payloads[0][1]['candidate']['national_id']}")
+
+    monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", refuse)
+    with pytest.raises(HireSyncError) as err:
+        relay(sqlite_settings, Keyring.load(sqlite_settings.key_file), "ehr")
+    assert str(err.value).startswith("delivery to 'ehr' failed (ValueError)")
+    with transaction(sqlite_settings.hub_url) as s:
+        errors = set(s.scalars(select(Outbox.last_error).where(Outbox.last_error.is_not(None))))
+    assert errors == {"ValueError"}  # the driver's message, which quoted an ID number, is not kept
+    assert outbox(sqlite_settings, "pending") == pending
+
+
+def test_an_older_version_arriving_late_does_not_overwrite_the_ehr(sqlite_settings, aiview):
+    run_source("aiview", sqlite_settings)
+    changed = aiview.rescore(3)
+    run_source("aiview", sqlite_settings)
+    keys = Keyring.load(sqlite_settings.key_file)
+    with transaction(sqlite_settings.hub_url) as s:  # replay every outbox row, oldest last
+        rows = s.execute(select(Outbox.idempotency_key, Outbox.payload_enc).order_by(Outbox.id.desc())).all()
+    payloads = [(k, json.loads(keys.decrypt(p, f"outbox:ehr:{k}"))) for k, p in rows]
+    ehr_sql.EhrSqlTarget(sqlite_settings.ehr_url, engine=engine_for(sqlite_settings.ehr_url)).upsert(payloads)
+
+    with engine_for(sqlite_settings.ehr_url).connect() as conn:
+        versions = dict(conn.execute(select(ehr_interview_results.c.result_key, ehr_interview_results.c.hub_version)
+                                     .where(ehr_interview_results.c.result_key.in_([f"aiview:{k}" for k in changed]))).all())
+    assert set(versions.values()) == {2}
