@@ -9,7 +9,6 @@ the rest of the batch goes on.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.records import get_path
-from hiresync import identifiers
+from hiresync import identifiers, jsonfast
 from hiresync.config_files import load_yaml_checked
 from hiresync.errors import ConfigError
 from hiresync.pii import mask_value
@@ -325,4 +324,4 @@ def normalise_score(raw: Any, scale: Any) -> tuple[float, float, float]:
 def content_hash(record: dict) -> str:
     """Stable hash of what a record says (not where or when it was read): decides 'unchanged'."""
     body = {k: record[k] for k in ("candidate", "result", "dimensions")}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+    return hashlib.sha256(jsonfast.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -8,12 +8,12 @@ message can quote the personal data it was given.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from sqlalchemy import select, update
 
 from connectors.targets.ehr_sql import EhrSqlTarget
+from hiresync import jsonfast
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox
 from hiresync.hub.store import engine_for, transaction
@@ -38,7 +38,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
                              .order_by(Outbox.id).limit(batch_size)).all()
         if not rows:
             return delivered
-        payloads = [(r.idempotency_key, json.loads(keys.decrypt(r.payload_enc, f"outbox:{target_name}:{r.idempotency_key}")))
+        payloads = [(r.idempotency_key, jsonfast.loads(keys.decrypt(r.payload_enc, f"outbox:{target_name}:{r.idempotency_key}")))
                     for r in rows]
         ids = [r.id for r in rows]
         try:

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from hiresync import jsonfast
 from hiresync.pii import Keyring
 
 
@@ -29,7 +30,7 @@ class Staging:
         n = 0
         with tmp.open("w", encoding="utf-8") as f:
             for rec in records:
-                f.write(self._keys.encrypt(json.dumps(rec, ensure_ascii=False, default=str), self._context))
+                f.write(self._keys.encrypt(jsonfast.dumps(rec), self._context))
                 f.write("\n")
                 n += 1
         tmp.replace(self.dir / f"{name}.enc")  # readers never see a half-written file
@@ -38,7 +39,7 @@ class Staging:
     def read_records(self, name: str) -> Iterator[dict]:
         with (self.dir / f"{name}.enc").open(encoding="utf-8") as f:
             for line in f:
-                yield json.loads(self._keys.decrypt(line.rstrip("\n"), self._context))
+                yield jsonfast.loads(self._keys.decrypt(line.rstrip("\n"), self._context))
 
     def write_json(self, name: str, doc) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 
 from connectors.records import get_path
 from connectors.rest.source import RestSource
+from hiresync import jsonfast
 from hiresync.connections import get_connection
 from hiresync.hub.models import Run, Watermark
 from hiresync.mapping import FieldError, parse_datetime
@@ -15,7 +15,7 @@ from hiresync.pipeline.context import RunContext
 
 
 def payload_hash(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(jsonfast.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def extract(ctx: RunContext) -> dict:

@@ -3,22 +3,22 @@
 In that transaction: raw payloads (encrypted), quarantine rows, identity resolution, results
 upserted behind a version guard, outbox rows for what changed, record lineage, the run's counts
 and the watermark. So a crash leaves the hub as it was, and the watermark never covers data that
-did not commit (DESIGN.md invariants 1-3). Work is done in chunks with set-based statements: a
-run of 100,000 results must not cost 100,000 round trips.
+did not commit (DESIGN.md invariants 1-3). Work is done in chunks with set-based Core statements
+(executemany; the ORM's per-object bookkeeping is not needed here): a run of 100,000 results must
+not cost 100,000 round trips.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from datetime import datetime, timezone
 from typing import Iterator, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from hiresync import pii
+from hiresync import jsonfast, pii
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
     Candidate, CandidateVendorId, DimensionScore, InterviewResult, Outbox, Quarantine, RawPayload,
@@ -64,7 +64,7 @@ def load(ctx: RunContext) -> dict:
             elif row not in mapped:
                 raise HireSyncError(f"run {ctx.run_id!r}: staged row {row} was neither mapped nor quarantined")
         if quarantine_rows:
-            s.execute(insert(Quarantine), quarantine_rows)
+            s.execute(insert(Quarantine.__table__), quarantine_rows)
 
         # A change feed can hold several versions of one result: the newest one competes with
         # the hub, the older ones are superseded within the batch.
@@ -87,7 +87,7 @@ def load(ctx: RunContext) -> dict:
                         mapping_version=ctx.mapping.version, outcome=outcomes[row])
                    for row in range(len(raws))]
         for chunk in chunks(lineage, 5000):
-            s.execute(insert(RecordLineage), chunk)
+            s.execute(insert(RecordLineage.__table__), chunk)
 
         tally = {o: sum(1 for v in outcomes.values() if v == o)
                  for o in ("inserted", "updated", "unchanged", "stale", "superseded", "quarantined")}
@@ -122,6 +122,14 @@ class _Loader:
     def __init__(self, session: Session, ctx: RunContext):
         self.s, self.ctx, self.keys = session, ctx, ctx.keys
         self.vendor = ctx.mapping.vendor
+        self._bidx: dict[str, str] = {}
+
+    def national_id_index(self, record: dict) -> str:
+        """The record's national-ID blind index (HMAC), computed once per distinct ID."""
+        nid = record["candidate"]["national_id"]
+        if nid not in self._bidx:
+            self._bidx[nid] = self.keys.blind_index(nid)
+        return self._bidx[nid]
 
     # -- raw payloads ----------------------------------------------------------------------------
     def store_raw_payloads(self, raws: list[dict]) -> list[int]:
@@ -132,11 +140,11 @@ class _Loader:
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
                 RawPayload.source == source, RawPayload.payload_hash.in_(chunk))).all())
         new = [dict(source=source, vendor_result_id=self.ctx.mapping.key_of(r["payload"]) or "", payload_hash=h,
-                    payload_enc=self.keys.encrypt(json.dumps(r["payload"], ensure_ascii=False), f"raw_payloads:{source}:{h}"),
+                    payload_enc=self.keys.encrypt(jsonfast.dumps(r["payload"]), f"raw_payloads:{source}:{h}"),
                     run_id=self.ctx.run_id)
                for h, r in wanted.items() if h not in ids]
         for chunk in chunks(new, 2000):
-            self.s.execute(insert(RawPayload), chunk)
+            self.s.execute(insert(RawPayload.__table__), chunk)
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
                 RawPayload.source == source, RawPayload.payload_hash.in_([n["payload_hash"] for n in chunk]))).all())
         return [ids[r["hash"]] for r in raws]
@@ -146,13 +154,13 @@ class _Loader:
         """national-ID blind index -> (candidate id, candidate key); creates who is new."""
         newest: dict[str, dict] = {}
         for rec in sorted(records, key=lambda r: r["result"]["source_updated_at"]):
-            newest[self.keys.blind_index(rec["candidate"]["national_id"])] = rec["candidate"]
+            newest[self.national_id_index(rec)] = rec["candidate"]
         found = dict((b, (i, k)) for b, i, k in self.s.execute(
             select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
             .where(Candidate.national_id_bidx.in_(list(newest)))).all())
         created = [self._candidate_row(bidx, cand) for bidx, cand in newest.items() if bidx not in found]
         if created:
-            self.s.execute(insert(Candidate), created)
+            self.s.execute(insert(Candidate.__table__), created)
             found.update((b, (i, k)) for b, i, k in self.s.execute(
                 select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
                 .where(Candidate.national_id_bidx.in_([c["national_id_bidx"] for c in created]))).all())
@@ -177,13 +185,13 @@ class _Loader:
         return self.keys.encrypt(value, f"candidates.{column}:{candidate_key}")
 
     def _link_vendor_ids(self, records: list[dict], found: dict[str, tuple[int, str]]) -> None:
-        pairs = {rec["candidate"]["vendor_candidate_id"]: found[self.keys.blind_index(rec["candidate"]["national_id"])][0]
+        pairs = {rec["candidate"]["vendor_candidate_id"]: found[self.national_id_index(rec)][0]
                  for rec in records if rec["candidate"].get("vendor_candidate_id")}
         known = set(self.s.scalars(select(CandidateVendorId.vendor_candidate_id).where(
             CandidateVendorId.vendor == self.vendor, CandidateVendorId.vendor_candidate_id.in_(list(pairs)))))
         new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]
         if new:
-            self.s.execute(insert(CandidateVendorId), new)
+            self.s.execute(insert(CandidateVendorId.__table__), new)
 
     # -- results ---------------------------------------------------------------------------------
     def upsert_results(self, items: list[tuple[str, dict]]) -> dict[str, tuple[str, int]]:
@@ -211,10 +219,10 @@ class _Loader:
         candidates = self.resolve_candidates([rec for _, rec, *_ in to_insert + to_update])
 
         def candidate_of(rec):
-            return candidates[self.keys.blind_index(rec["candidate"]["national_id"])]
+            return candidates[self.national_id_index(rec)]
 
         if to_insert:
-            self.s.execute(insert(InterviewResult), [
+            self.s.execute(insert(InterviewResult.__table__), [
                 self._result_row(key, rec, digest, candidate_of(rec)[0], version=1) | {"first_run_id": self.ctx.run_id}
                 for key, rec, digest in to_insert])
             ids = dict(self.s.execute(select(InterviewResult.vendor_result_id, InterviewResult.id).where(
@@ -222,8 +230,9 @@ class _Loader:
                 InterviewResult.vendor_result_id.in_([k for k, *_ in to_insert]))).all())
             out.update({key: ("inserted", ids[key]) for key, *_ in to_insert})
         if to_update:
-            self.s.execute(update(InterviewResult), [
-                self._result_row(key, rec, digest, candidate_of(rec)[0], version=old.version + 1) | {"id": old.id}
+            results = InterviewResult.__table__
+            self.s.execute(update(results).where(results.c.id == bindparam("result_id")), [
+                self._result_row(key, rec, digest, candidate_of(rec)[0], version=old.version + 1) | {"result_id": old.id}
                 for key, rec, digest, old in to_update])
             self.s.execute(delete(DimensionScore).where(DimensionScore.result_id.in_([old.id for *_, old in to_update])))
             out.update({key: ("updated", old.id) for key, _, _, old in to_update})
@@ -232,7 +241,7 @@ class _Loader:
                   [(key, rec, digest, old.version + 1) for key, rec, digest, old in to_update]
         dims = [dict(result_id=out[key][1], **d) for key, rec, *_ in changed for d in rec["dimensions"]]
         if dims:
-            self.s.execute(insert(DimensionScore), dims)
+            self.s.execute(insert(DimensionScore.__table__), dims)
         self._queue_outbox(changed, out, candidate_of)
         return out
 
@@ -264,7 +273,7 @@ class _Loader:
                                       "mapping_version": rec["mapping_version"], **rec["result"]},
                            "dimensions": rec["dimensions"]}
                 rows.append(dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
-                                 payload_enc=self.keys.encrypt(json.dumps(payload, ensure_ascii=False),
+                                 payload_enc=self.keys.encrypt(jsonfast.dumps(payload),
                                                                f"outbox:{target}:{idem}"),
                                  status="pending", run_id=self.ctx.run_id))
         known = set()
@@ -272,7 +281,7 @@ class _Loader:
             known.update(self.s.scalars(select(Outbox.idempotency_key).where(Outbox.idempotency_key.in_(chunk))))
         rows = [r for r in rows if r["idempotency_key"] not in known]
         if rows:
-            self.s.execute(insert(Outbox), rows)
+            self.s.execute(insert(Outbox.__table__), rows)
 
 
 def _dt(value: str | None) -> datetime | None:
