@@ -57,6 +57,31 @@ class Run(Base):
     quarantined: Mapped[int] = mapped_column(default=0)
     delivered: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # Great Expectations outcome of the batch without values: per expectation, counts only.
+    validation_summary: Mapped[dict | None] = mapped_column(JSON)
+
+
+class SourceState(Base):
+    """Operational state of a source beyond its runs: frozen after schema drift, paused by hand."""
+
+    __tablename__ = "source_state"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))  # active, frozen, paused
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(160))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MappingVersion(Base):
+    """Each mapping spec that produced records, kept verbatim: how any field was derived, later."""
+
+    __tablename__ = "mapping_versions"
+    mapping: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spec_text: Mapped[str] = mapped_column(Text)
+    first_run_id: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Watermark(Base):
@@ -162,8 +187,10 @@ class Quarantine(Base):
     raw_payload_id: Mapped[int] = mapped_column(ForeignKey("raw_payloads.id"))
     reason_code: Mapped[str] = mapped_column(String(40))
     problems: Mapped[list] = mapped_column(JSON)  # [{field, rule, value (masked)}]
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open, resolved
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_run_id: Mapped[str | None] = mapped_column(String(160))
+    resolved_at: Mapped[datetime | None]
 
 
 class RecordLineage(Base):
@@ -200,6 +227,11 @@ class Outbox(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, dead
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_until: Mapped[datetime | None]  # a relay's lease on SQLite, where SKIP LOCKED does not exist
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    response_status: Mapped[int | None]
+    target_ref: Mapped[str | None] = mapped_column(String(200))  # the target's own id for the record
     run_id: Mapped[str] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]

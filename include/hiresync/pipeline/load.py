@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator, TypeVar
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from hiresync import jsonfast, pii
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
-    Candidate, CandidateVendorId, DimensionScore, InterviewResult, Outbox, Quarantine, RawPayload,
+    Candidate, CandidateVendorId, DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload,
     RecordLineage, Run, Watermark,
 )
 from hiresync.mapping import content_hash
@@ -34,7 +35,8 @@ T = TypeVar("T")
 def load(ctx: RunContext) -> dict:
     staging = ctx.staging
     manifest = staging.read_json("manifest")
-    failures = staging.read_json("validation")["failures"]
+    validation = staging.read_json("validation")
+    failures = validation["failures"]
     map_problems = staging.read_json("map_problems")
     with ctx.transaction() as s:
         run = s.get(Run, ctx.run_id, with_for_update=True)
@@ -96,6 +98,8 @@ def load(ctx: RunContext) -> dict:
         run.unchanged = tally["unchanged"] + tally["stale"] + tally["superseded"]
         run.quarantined = tally["quarantined"]
         run.mapping_version = ctx.mapping.version
+        run.validation_summary = validation["summary"]
+        _remember_mapping(s, ctx)
         if run.pulled != run.inserted + run.updated + run.unchanged + run.quarantined:
             raise HireSyncError(f"run {ctx.run_id!r}: accounting does not balance; nothing was loaded")
         if manifest.get("max_cursor"):
@@ -106,6 +110,13 @@ def load(ctx: RunContext) -> dict:
 
 def run_counts(run: Run) -> dict:
     return {k: getattr(run, k) for k in ("pulled", "inserted", "updated", "unchanged", "quarantined")}
+
+
+def _remember_mapping(s: Session, ctx: RunContext) -> None:
+    m = ctx.mapping
+    if s.get(MappingVersion, (m.name, m.version, m.fingerprint)) is None:
+        s.add(MappingVersion(mapping=m.name, version=m.version, fingerprint=m.fingerprint,
+                             spec_text=Path(m.file).read_text(encoding="utf-8"), first_run_id=ctx.run_id))
 
 
 def _advance_watermark(s: Session, ctx: RunContext, cursor: datetime) -> datetime:
