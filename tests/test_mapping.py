@@ -86,3 +86,27 @@ def test_a_broken_mapping_is_refused_naming_file_and_key(tmp_path):
         with pytest.raises(ConfigError) as err:
             MappingSpec.load(f)
         assert str(f) in str(err.value) and err.value.key.startswith(key), (old, str(err.value))
+
+
+def test_a_candidate_under_16_is_refused_with_reason_minor(spec):
+    from datetime import date
+
+    from hiresync import identifiers
+
+    today = date.today()
+    first17 = f"110105{today.year - 15}0101002"  # fifteen this year
+    minor = copy.deepcopy(PAYLOAD)
+    minor["candidate"]["id_card"] = first17 + identifiers.id_check_char(first17)
+    record, problems = spec.map(minor)
+    assert record is None
+    assert [(p.field, p.rule) for p in problems] == [("candidate.national_id", "MINOR")]
+    assert problems[0].value.startswith("110105********")  # masked in the reason
+
+
+def test_age_is_counted_in_whole_years():
+    from datetime import date
+
+    from hiresync.identifiers import age_on
+
+    assert age_on("11010519491231002X", date(2026, 12, 30)) == 76
+    assert age_on("11010519491231002X", date(2026, 12, 31)) == 77

@@ -49,6 +49,14 @@ def birth_date_from_id(value: str) -> date | None:
         return None
 
 
+def age_on(national_id: str, day: date) -> int | None:
+    """Whole years of age on `day` by the birth date the ID number carries."""
+    born = birth_date_from_id(national_id)
+    if born is None:
+        return None
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
 def normalize_mobile(value: str) -> str | None:
     """E.164 form (+86...) of a mainland mobile number, or None when it is not one."""
     v = _MOBILE_SEPARATORS.sub("", unicodedata.normalize("NFKC", str(value)))

@@ -34,6 +34,7 @@ RESULT_FIELDS = (
 )
 DIMENSION_FIELDS = ("code", "name", "score", "comment")
 STATUSES = ("passed", "failed", "pending_review", "incomplete")
+MINIMUM_AGE = 16  # China's Labour Law: no employment under 16
 MUST_MAP = ("candidate.national_id", "candidate.full_name", "source_updated_at", "status", "overall_score")
 
 # Which mask applies to a field's offending value in an error message.
@@ -243,6 +244,9 @@ def _normalise(spec: FieldSpec, payload: dict) -> Any:
         value = identifiers.normalize_national_id(str(raw))
         if problem := identifiers.national_id_problem(value):
             raise FieldError(problem)
+        age = identifiers.age_on(value, datetime.now(timezone.utc).date())
+        if age is not None and age < MINIMUM_AGE:
+            raise FieldError("MINOR")  # never loaded, never delivered: minors' data needs a guardian's consent
         return value
     if kind == "mobile":
         if (value := identifiers.normalize_mobile(str(raw))) is None:
