@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml  # Airflow itself depends on PyYAML; cheap at parse time
 from airflow.sdk import Asset, dag, get_current_context, task
 
+from hiresync.lineage.datasets import airflow_lineage  # names only: stdlib, PyYAML, SQLAlchemy's URL
+
 HOME = Path(os.environ.get("HIRESYNC_HOME", Path(__file__).resolve().parents[1]))
 SOURCES_FILE = Path(os.environ.get("HIRESYNC_SOURCES", HOME / "sources.yaml"))
 
@@ -31,6 +33,8 @@ def _step(source: str, step: str) -> dict:
 
 def build(source: str, cfg: dict):
     results = Asset(uri=f"hiresync://hub/interview_results/{source}", name=f"hiresync_{source}_results")
+    # OpenLineage inputs/outputs of each task: vendor endpoint, staging, hub tables, targets.
+    io = airflow_lineage(source, cfg)
 
     @dag(
         dag_id=f"hiresync_sync_{source}",
@@ -45,31 +49,37 @@ def build(source: str, cfg: dict):
         doc_md=__doc__,
     )
     def sync():
-        @task
+        @task(**io["extract"])
         def extract() -> dict:
             return _step(source, "extract")
 
-        @task
+        @task(**io["validate"])
         def validate(_: dict) -> dict:
             return _step(source, "validate")
 
-        @task(task_id="map")
+        @task(task_id="map", **io["map"])
         def map_(_: dict) -> dict:
             return _step(source, "map")
 
-        @task
+        @task(**io["load"])
         def load(_: dict) -> dict:
             return _step(source, "load")
 
-        @task
+        @task(**io["deliver"])
         def deliver(_: dict) -> dict:
             return _step(source, "deliver")
 
-        @task(outlets=[results])
+        @task(inlets=io["publish"]["inlets"], outlets=[results, *io["publish"]["outlets"]])
         def publish(_: dict) -> dict:
             return _step(source, "publish")
 
-        publish(deliver(load(map_(validate(extract())))))
+        # Data Docs are rebuilt once per run, after the rest, whatever the outcome (a frozen run
+        # is when they matter most); one task, so no two writers share the docs folder.
+        @task(trigger_rule="all_done", retries=0)
+        def data_docs(_: dict) -> dict:
+            return _step(source, "data_docs")
+
+        data_docs(publish(deliver(load(map_(validate(extract()))))))
 
     return sync()
 

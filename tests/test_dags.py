@@ -22,7 +22,8 @@ def test_every_dag_file_imports_without_errors():
     assert bag.import_errors == {}
     assert "hiresync_sync_aiview" in bag.dags
     dag = bag.dags["hiresync_sync_aiview"]
-    assert [t.task_id for t in dag.topological_sort()] == ["extract", "validate", "map", "load", "deliver", "publish"]
+    assert [t.task_id for t in dag.topological_sort()] == ["extract", "validate", "map", "load", "deliver", "publish",
+                                                                  "data_docs"]
 
 
 def test_dag_files_import_nothing_heavy_at_parse_time():

@@ -72,3 +72,14 @@ def test_masks():
     assert pii.mask_mobile("+8613800138000") == "138****8000"
     assert pii.mask_email("zhang.san@example.com") == "z***@example.com"
     assert pii.mask_name("王小明") == "王**"
+
+
+def test_keyring_from_an_airflow_connection(tmp_path, monkeypatch):
+    import json as _json
+
+    pii.Keyring.generate(tmp_path / "k.json")
+    material = (tmp_path / "k.json").read_text()
+    monkeypatch.setenv("HIRESYNC_KEYS_CONNECTION", "hiresync_keys")
+    monkeypatch.setenv("AIRFLOW_CONN_HIRESYNC_KEYS", _json.dumps({"conn_type": "generic", "password": material}))
+    keys = pii.Keyring.load(tmp_path / "missing.json")  # the file is not needed
+    assert keys.decrypt(pii.Keyring.load(tmp_path / "k.json").encrypt("x", "c"), "c") == "x"

@@ -1,9 +1,20 @@
-"""A declarative REST source: pages of raw vendor records since a watermark."""
+"""A declarative REST source: pages of raw vendor records since a watermark.
+
+Who does what: urllib3's Retry retries GETs on 429/5xx with exponential backoff and jitter and
+honours Retry-After; this module retries what urllib3 cannot see (a 200 whose body is cut off or
+not JSON, an envelope code the profile marks as retryable), turns every failure into a typed
+SourceError that names the source and the request (path only: the query can hold a signature),
+and, for `seek` profiles, restarts paging from the newest cursor seen so that records shifting
+between pages during a run are not skipped.
+"""
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import datetime
-from typing import Iterator
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -11,16 +22,26 @@ from urllib3.util.retry import Retry
 
 from connectors.connection import ConnectionSettings
 from connectors.errors import SourceAuthError, SourceError, SourceResponseError, SourceUnavailable
-from connectors.records import get_path
-from connectors.rest.auth import BearerToken, OAuth2ClientCredentials
-from connectors.rest.paginators import paginator_for
+from connectors.rest.auth import OAuth2ClientCredentials, auth_for
+from connectors.rest.envelope import Envelope, select_records
+from connectors.rest.incremental import Cursor, CursorFormat
+from connectors.rest.limits import RateLimiter
+from connectors.rest.paginators import Page, paginator_for
 from connectors.rest.profile import RestProfile
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 
+class _Retryable(Exception):
+    """A response worth asking for again (cut-off body, a vendor's "busy" code)."""
+
+    def __init__(self, cause: str, unavailable: bool):
+        self.cause, self.unavailable = cause, unavailable
+
+
 class RestSource:
-    def __init__(self, profile: RestProfile, conn: ConnectionSettings):
+    def __init__(self, profile: RestProfile, conn: ConnectionSettings,
+                 sleep: Callable[[float], None] = time.sleep):
         self.profile = profile
         base = (conn.host or profile.base_url or "").rstrip("/")
         if not base.startswith(("http://", "https://")):
@@ -30,39 +51,100 @@ class RestSource:
         self.timeout = (profile.connect_timeout, profile.read_timeout)
         self.session = _session(profile)
         self.paginator = paginator_for(profile.paginator)
-        if profile.auth["type"] == "oauth2_client_credentials":
-            self.auth = OAuth2ClientCredentials(
-                profile.source, base + profile.auth["token_path"], conn, self.session, self.timeout,
-                scope=profile.auth.get("scope"), refresh_margin=profile.auth.get("refresh_margin_seconds", 60))
-        else:
-            self.auth = BearerToken(conn)
+        self.auth = auth_for(profile.source, profile.auth, conn, base, self.session, self.timeout)
+        self.envelope = Envelope(**profile.envelope) if profile.envelope else None
+        self.cursor = Cursor(profile.cursor_field, CursorFormat(profile.cursor_format, profile.cursor_timezone),
+                             profile.tie_breaker)
+        self.limiter = RateLimiter(profile.requests_per_minute, sleep=sleep) if profile.requests_per_minute else None
+        self._sleep = sleep
+
+    def cursor_of(self, record: dict) -> datetime | None:
+        """The record's cursor as an aware UTC datetime (None if missing or unreadable)."""
+        return self.cursor.value_of(record)
 
     def pages(self, since: datetime) -> Iterator[list[dict]]:
-        """Every page of records whose cursor field is at or after `since`, in the vendor's order."""
-        params = {**self.profile.params, self.profile.cursor_param: since.isoformat()}
-        while True:
-            body = self._get(self.profile.path, params)
-            records = get_path(body, self.profile.record_selector)
-            if not isinstance(records, list):
-                raise SourceResponseError(self.profile.source, f"GET {self.profile.path}",
-                                          f"no list of records at {self.profile.record_selector!r} in the response")
-            yield records
-            next_params = self.paginator.next_params(body)
-            if next_params is None or not records:
-                return
-            params = {**params, **next_params}
+        """Every page of records whose cursor is at or after `since`, in the vendor's order.
 
-    def _get(self, path: str, params: dict) -> dict:
-        request = f"GET {path}"
-        for attempt in (1, 2):
+        The vendor's "since" parameter must be inclusive: records sharing the watermark's instant
+        are read again (and found unchanged) rather than lost.
+        """
+        p = self.profile
+        url = self.base_url + p.path
+        params: dict | None = self._start_params(since)
+        frontier, seen = since, set()  # seek: the cursor restarted from, the versions already yielded there
+        while True:
+            page = self._page(url, params)
+            records = page.records
+            restart = False
+            if p.seek:
+                records, newest = [], frontier
+                for record in page.records:
+                    version = self.cursor.version_of(record)
+                    if version in seen:
+                        continue  # re-read because the restart was inclusive: yielded already
+                    records.append(record)
+                    seen.add(version)
+                    if version[0] is not None and version[0] > newest:
+                        newest = version[0]
+                if newest > frontier:
+                    frontier, restart = newest, True
+                    seen = {v for v in seen if v[0] is None or v[0] >= frontier}
+            if records:
+                yield records
+            if not page.records:
+                return
+            nxt = self.paginator.next(page)
+            if nxt is None:
+                return
+            if restart:
+                # Page N of "since T" is only stable if nothing changes during the run; asking
+                # "since <newest seen>, page 1" is, because updated records move to the end.
+                url, params = self.base_url + p.path, self._start_params(frontier)
+            elif nxt.url is not None:
+                url, params = nxt.url, None
+            else:
+                params = {**(params or {}), **nxt.params}
+
+    def _start_params(self, since: datetime) -> dict:
+        p = self.profile
+        return {**p.params, p.cursor_param: self.cursor.fmt.format(since), **self.paginator.first()}
+
+    # -- one page ------------------------------------------------------------------------------
+    def _page(self, url: str, params: dict | None) -> Page:
+        request = f"GET {urlsplit(url).path}"
+        budget = self.profile.max_retries
+        for attempt in range(budget + 1):
             try:
-                resp = self.session.get(self.base_url + path, params=params, auth=self.auth, timeout=self.timeout)
+                resp = self._send(url, params, request)
+                body = self._body(resp, request)
+                break
+            except _Retryable as retry:
+                if attempt == budget:
+                    error = SourceUnavailable if retry.unavailable else SourceResponseError
+                    raise error(self.profile.source, request,
+                                f"{retry.cause}, {budget + 1} attempts") from None
+                factor = self.profile.backoff_factor
+                self._sleep(factor * 2 ** attempt + random.uniform(0, factor))
+        records = select_records(body, self.profile.record_selector)
+        if records is None:
+            raise SourceResponseError(self.profile.source, request,
+                                      f"no list of records at {self.profile.record_selector!r} in the response")
+        return Page(url=url, params=params or {}, body=body, records=records, links=resp.links)
+
+    def _send(self, url: str, params: dict | None, request: str) -> requests.Response:
+        for attempt in (1, 2):
+            if self.limiter:
+                self.limiter.acquire()
+            try:
+                resp = self.session.get(url, params=params, auth=self.auth, timeout=self.timeout)
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+                raise _Retryable("the response was cut off", unavailable=False) from None
             except requests.exceptions.RetryError:
                 raise SourceUnavailable(self.profile.source, request, "still failing after the retry budget") from None
             except requests.RequestException as exc:
                 raise SourceUnavailable(self.profile.source, request, f"cannot reach the vendor ({type(exc).__name__})") from None
             if resp.status_code == 401 and attempt == 1 and isinstance(self.auth, OAuth2ClientCredentials):
-                self.auth.invalidate()  # a token revoked before its expiry: fetch a new one, once
+                self.auth.invalidate()  # a token revoked or expired early: fetch a new one, once
                 continue
             break
         if resp.status_code in (401, 403):
@@ -71,21 +153,34 @@ class RestSource:
             raise SourceUnavailable(self.profile.source, request, f"HTTP {resp.status_code} after the retry budget")
         if resp.status_code >= 300:
             raise SourceResponseError(self.profile.source, request, f"HTTP {resp.status_code}")
+        return resp
+
+    def _body(self, resp: requests.Response, request: str) -> dict:
         try:
             body = resp.json()
         except ValueError:
-            raise SourceResponseError(self.profile.source, request, "the response is not valid JSON") from None
+            raise _Retryable("the response is not valid JSON (cut off?)", unavailable=False) from None
         if not isinstance(body, dict):
             raise SourceResponseError(self.profile.source, request, "the response is not a JSON object")
+        if self.envelope is not None:
+            verdict = self.envelope.check(body)
+            if not verdict.ok:
+                cause = f"vendor code {verdict.code}" + (f": {verdict.message}" if verdict.message else "")
+                if verdict.kind == "retry":
+                    raise _Retryable(cause, unavailable=True)
+                if verdict.kind == "auth":
+                    raise SourceAuthError(self.profile.source, request, cause)
+                raise SourceResponseError(self.profile.source, request, cause)
         return body
 
 
 def _session(profile: RestProfile) -> requests.Session:
     retry = Retry(
         total=profile.max_retries, connect=profile.max_retries, read=profile.max_retries,
-        status=profile.max_retries, backoff_factor=profile.backoff_factor, backoff_jitter=0.2,
+        status=profile.max_retries, backoff_factor=profile.backoff_factor,
+        backoff_jitter=profile.backoff_factor,  # up to one more backoff unit, so clients do not retry in step
         status_forcelist=RETRY_STATUSES, allowed_methods={"GET"}, respect_retry_after_header=True,
-        raise_on_status=False,
+        retry_after_max=int(profile.max_retry_after), raise_on_status=False,
     )
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry))

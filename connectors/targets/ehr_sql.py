@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    Column, DateTime, Integer, MetaData, Numeric, String, Table, Text, bindparam, create_engine, insert, select,
+    Column, DateTime, Integer, MetaData, Numeric, String, Table, Text, bindparam, create_engine, delete, insert, select,
     update,
 )
 
@@ -61,6 +61,14 @@ class EhrSqlTarget:
     def __init__(self, url: str, engine=None):
         self.engine = engine or create_engine(url)
         metadata.create_all(self.engine)
+
+    def erase(self, candidate_key: str, result_keys: list[str]) -> None:
+        """A data-subject erasure: the candidate's archive rows go. Repeating it is harmless."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(ehr_interview_results).where(
+                (ehr_interview_results.c.candidate_key == candidate_key)
+                | ehr_interview_results.c.result_key.in_(result_keys)))
+            conn.execute(delete(ehr_candidates).where(ehr_candidates.c.candidate_key == candidate_key))
 
     def upsert(self, payloads: list[tuple[str, dict]]) -> None:
         """(idempotency key, payload) pairs, in one EHR transaction."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import typer
 
@@ -50,7 +51,7 @@ def init() -> None:
 
     settings = Settings.from_env()
     if settings.key_file.exists() or _env_keys():
-        typer.echo(f"key: {'HIRESYNC_KEYS' if _env_keys() else settings.key_file} (kept)")
+        typer.echo(f"key: {'from the secrets backend' if _env_keys() else settings.key_file} (kept)")
     else:
         Keyring.generate(settings.key_file)
         typer.echo(f"key: generated {settings.key_file} (keep it safe; without it the archive cannot be read)")
@@ -91,8 +92,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
     typer.echo(f"hub database: {doc['hub']}\nEHR database: {doc['ehr']}\nlineage:      {doc['lineage']}")
+    typer.echo(f"data docs:    {doc['data_docs'] or '(built after the first run)'}")
     for name, src in doc["sources"].items():
-        typer.echo(f"\nsource {name}")
+        typer.echo(f"\nsource {name}" + (f"  [{src['state'].upper()}: {src['state_reason']}]"
+                                         if src["state"] != "active" else ""))
         typer.echo(f"  watermark:   {src['watermark'] or '(none yet)'}")
         typer.echo(f"  quarantine:  {src['quarantine_open']} open"
                    + (f" ({', '.join(f'{k} {v}' for k, v in sorted(src['quarantine_by_reason'].items()))})"
@@ -117,6 +120,290 @@ def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
     typer.echo(f"delivered {n} records to {target}")
 
 
+@app.command()
+@_guarded
+def trace(record: str = typer.Argument(..., help='result key "vendor:id", vendor result id, or masked resident ID'),
+          as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """The whole journey of a record: payload versions, validation, mapping rules, stored result, deliveries."""
+    from hiresync.lineage import trace as tracing
+
+    _lineage_command(tracing.trace, tracing.render_text, record, as_json)
+
+
+@app.command()
+@_guarded
+def explain(record: str = typer.Argument(..., help='result key "vendor:id", vendor result id, or masked resident ID'),
+            as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """How a result's pass/fail status and score were derived, and whether a person reviewed it."""
+    from hiresync.lineage import explain as explaining
+
+    _lineage_command(explaining.explain, explaining.render_text, record, as_json)
+
+
+def _lineage_command(collect, render, record: str, as_json: bool) -> None:
+    from hiresync.hub.store import migrate
+    from hiresync.lineage.trace import AmbiguousRecord
+    from hiresync.pii import Keyring
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    try:
+        doc = collect(settings, Keyring.load(settings.key_file), record)
+    except AmbiguousRecord as exc:  # not an error of the tool: list the (masked) candidates to choose from
+        typer.echo(json.dumps({"error": str(exc), "matches": exc.matches}, ensure_ascii=False, indent=2) if as_json
+                   else f"{exc}:\n" + "\n".join(f"  {m['candidate_key']}  {m['full_name']}  {m['national_id']}  "
+                                                 f"results: {', '.join(m['results']) or '-'}" for m in exc.matches))
+        raise typer.Exit(1)
+    typer.echo(json.dumps(doc, ensure_ascii=False, indent=2) if as_json else render(doc), nl=not as_json)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="Encryption keys: rotate and check.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+@_guarded
+def keys_rotate(batch_size: int = typer.Option(500, help="rows per transaction"),
+                new_key: bool = typer.Option(True, help="add a new key version to the local key file first "
+                                                        "(with HIRESYNC_KEYS the secrets backend does that)")) -> None:
+    """Re-encrypt and re-index the hub under the active key, in batches, while syncs keep running."""
+    from hiresync.hub.store import migrate
+    from hiresync.keys import rotate
+    from hiresync.pii import Keyring
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    if new_key and not _env_keys():
+        version = Keyring.add_version(settings.key_file)
+        typer.echo(f"key: version {version} added to {settings.key_file} and made active")
+    done = rotate(settings, Keyring.load(settings.key_file), batch_size,
+                  progress=lambda table, n: typer.echo(f"  {table}: {n} re-keyed"))
+    typer.echo("rotation complete: " + ", ".join(f"{t} {n}" for t, n in done.items()))
+
+
+@keys_app.command("status")
+@_guarded
+def keys_status() -> None:
+    """Rows per key version: whether an older key can be retired."""
+    from hiresync.keys import status as key_status
+    from hiresync.pii import Keyring
+
+    settings = Settings.from_env()
+    typer.echo(json.dumps(key_status(settings, Keyring.load(settings.key_file)), indent=2))
+
+
+retention_app = typer.Typer(no_args_is_help=True, help="Apply the retention policy (policy.yaml).")
+subject_app = typer.Typer(no_args_is_help=True, help="Data-subject requests (PIPL Art. 45, 47) for one person.")
+app.add_typer(retention_app, name="retention")
+app.add_typer(subject_app, name="subject")
+
+
+@retention_app.command("purge")
+@_guarded
+def retention_purge() -> None:
+    """Purge raw payloads, video links and quarantined records past their lifetime; tombstones stay."""
+    from hiresync.hub.store import migrate
+    from hiresync.retention import purge
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    done = purge(settings, actor="cli")
+    typer.echo("purged: " + ", ".join(f"{k} {v}" for k, v in done.items()))
+
+
+@subject_app.command("export")
+@_guarded
+def subject_export(national_id: str = typer.Option(..., "--national-id", help="the person's resident ID number"),
+                   out: Path = typer.Option(..., "--out", help="file to write (created readable by you only)"),
+                   operator: str = typer.Option(..., "--operator", help="who asks, for the audit trail")) -> None:
+    """Write everything the hub holds on one person to a file, for an authorised operator."""
+    from hiresync.pii import Keyring
+    from hiresync.subject import export
+
+    settings = Settings.from_env()
+    done = export(settings, Keyring.load(settings.key_file), national_id, out, operator)
+    typer.echo(f"exported candidate {done['candidate_key']} ({done['results']} interview results) to {done['file']}")
+
+
+@subject_app.command("erase")
+@_guarded
+def subject_erase(national_id: str = typer.Option(..., "--national-id", help="the person's resident ID number"),
+                  operator: str = typer.Option(..., "--operator", help="who asks, for the audit trail"),
+                  yes: bool = typer.Option(False, "--yes", help="do it (without it, nothing is erased)")) -> None:
+    """Remove one person from the hub and queue deletion at every target; a tombstone stays."""
+    from hiresync.pii import Keyring
+    from hiresync.subject import erase
+
+    if not yes:
+        _fail(Exception("erasure cannot be undone: add --yes to go ahead"))
+    settings = Settings.from_env()
+    done = erase(settings, Keyring.load(settings.key_file), national_id, operator)
+    typer.echo(f"erased candidate {done['candidate_key']} ({done['results']} interview results); deletion queued "
+               f"for {', '.join(done['erase_requests']) or 'no target'} (run `hiresync deliver <target>`)")
+
+
+identity_app = typer.Typer(no_args_is_help=True, help="Candidates that could not be matched safely.")
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("review")
+@_guarded
+def identity_review(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Open identity conflicts (masked): same ID with another name, or one phone and email under two IDs."""
+    from hiresync.hub.store import migrate
+    from hiresync.identity import list_reviews
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    reviews = list_reviews(settings)
+    if as_json:
+        typer.echo(json.dumps(reviews, ensure_ascii=False, indent=2))
+        return
+    if not reviews:
+        typer.echo("no open identity reviews")
+    for r in reviews:
+        details = ", ".join(f"{k} {v}" for k, v in r["details"].items() if k != "run_id")
+        typer.echo(f"#{r['id']} {r['kind']:<13} {r['source']}:{r['vendor_result_id']}  vs candidate {r['candidate_id']}  ({details})")
+
+
+@identity_app.command("resolve")
+@_guarded
+def identity_resolve(review_id: int = typer.Argument(..., help="the review number from `identity review`"),
+                     same_person: bool = typer.Option(..., "--same-person/--different-person",
+                                                      help="whether the result belongs to the existing candidate"),
+                     operator: str = typer.Option(..., "--operator", help="who decides, for the audit trail")) -> None:
+    """Record a person's decision; `hiresync quarantine replay` then loads the result accordingly."""
+    from hiresync.identity import resolve_review
+
+    done = resolve_review(Settings.from_env(), review_id, same_person, operator)
+    typer.echo(f"review #{done['id']} resolved: {done['resolution']}; replay {done['source']}:{done['vendor_result_id']} "
+               "with `hiresync quarantine replay` to load it")
+
+
+mapping_app = typer.Typer(no_args_is_help=True, help="Try a mapping on payloads; compare mapping versions.")
+quarantine_app = typer.Typer(no_args_is_help=True, help="List and replay quarantined records.")
+source_app = typer.Typer(no_args_is_help=True, help="Operational state of a source (frozen after schema drift).")
+app.add_typer(mapping_app, name="mapping")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(source_app, name="source")
+
+
+@mapping_app.command("test")
+@_guarded
+def mapping_test(mapping: Path = typer.Argument(..., help="mapping spec (YAML)"),
+                 payloads: Path = typer.Argument(..., help="vendor payloads: JSON (object or list) or NDJSON")) -> None:
+    """Map a payload file and print the canonical records (personal data masked) or the field-level errors."""
+    from hiresync.mapping_tools import try_mapping
+
+    results = try_mapping(mapping, payloads)
+    for r in results:
+        typer.echo(json.dumps(r, ensure_ascii=False, default=str))
+    failed = sum(1 for r in results if "errors" in r)
+    typer.echo(f"{len(results)} records: {len(results) - failed} mapped, {failed} with errors", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@mapping_app.command("diff")
+@_guarded
+def mapping_diff(mapping: Path = typer.Argument(..., help="the new mapping spec (YAML)"),
+                 against: str = typer.Option(..., "--against", help="the old mapping: a file, or a version in the hub"),
+                 source: str = typer.Option(None, "--source", help="source whose stored payloads to compare"),
+                 as_json: bool = typer.Option(False, "--json")) -> None:
+    """Which stored records and fields the new mapping would change (values masked)."""
+    from hiresync.mapping_tools import diff_mapping
+
+    doc = diff_mapping(Settings.from_env(), mapping, against, source)
+    if as_json:
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+        return
+    typer.echo(f"{doc['mapping']} {doc['old_version']} -> {doc['new_version']} on {doc['source']}: "
+               f"{doc['changed']} of {doc['compared']} stored records would change")
+    for field, n in sorted(doc["changed_by_field"].items()):
+        typer.echo(f"  {field}: {n}")
+    for c in doc["changes"]:
+        if c["change"] == "fields":
+            typer.echo(f"{c['key']}: " + "; ".join(f"{f['field']} {f['old']!r} -> {f['new']!r}" for f in c["fields"]))
+        else:
+            errors = c.get("new_errors") or c.get("old_errors") or []
+            typer.echo(f"{c['key']}: {c['change']} (" + ", ".join(f"{e['field']} {e['rule']}" for e in errors) + ")")
+
+
+@quarantine_app.command("list")
+@_guarded
+def quarantine_list(source: str = typer.Option(None, "--source"), reason: str = typer.Option(None, "--reason"),
+                    limit: int = typer.Option(100, "--limit", help="rows to show (counts cover all)"),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+    """Open quarantine rows (masked) with counts by reason."""
+    from hiresync.hub.store import migrate
+    from hiresync.quarantine import listing
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    doc = listing(settings, source, reason, limit)
+    if as_json:
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{doc['open']} open: " + (", ".join(f"{k} {v}" for k, v in doc["by_reason"].items()) or "nothing"))
+    for r in doc["rows"]:
+        typer.echo(f"#{r['id']} {r['source']} {r['vendor_result_id']} {r['reason']}: "
+                   + "; ".join(f"{p['field']} {p['rule']} ({p.get('value')})" for p in r["problems"]))
+
+
+@quarantine_app.command("replay")
+@_guarded
+def quarantine_replay(source: str = typer.Option(None, "--source"), reason: str = typer.Option(None, "--reason"),
+                      as_json: bool = typer.Option(False, "--json")) -> None:
+    """Re-run open quarantined payloads through the current mapping and the normal load path."""
+    from hiresync.hub.store import migrate
+    from hiresync.quarantine import replay
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+
+    def progress(src: str, step: str, result: dict) -> None:
+        if not as_json:
+            typer.echo(f"  {src} {step:<9} {_brief(result)}")
+
+    summaries = replay(settings, source, reason, on_step=progress)
+    if as_json:
+        typer.echo(json.dumps(summaries, ensure_ascii=False, indent=2))
+    else:
+        typer.echo("\n".join(_run_text(s) for s in summaries) or "nothing to replay")
+
+
+@source_app.command("unfreeze")
+@_guarded
+def source_unfreeze(source: str = typer.Argument(..., help="source name from sources.yaml")) -> None:
+    """Let a source frozen by schema drift run again (its next run re-pulls the frozen batch)."""
+    from hiresync.drift import unfreeze
+    from hiresync.hub.store import migrate
+    from hiresync.sources import get_source
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    get_source(settings, source)
+    typer.echo(f"source {source}: " + ("unfrozen" if unfreeze(settings, source) else "was not frozen"))
+
+
+connector_app = typer.Typer(no_args_is_help=True, help="Check a vendor connector (profile + mapping) before enabling it.")
+app.add_typer(connector_app, name="connector")
+
+
+@connector_app.command("check")
+@_guarded
+def connector_check(source: str = typer.Argument(..., help="source name from sources.yaml"),
+                    as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Credentials work, one page reads, the records map, a far-future watermark returns nothing,
+    two reads agree. Reads only; exit code 1 if any check fails."""
+    from hiresync.connector_check import as_dicts, check_source, passed, render
+
+    checks = check_source(source, Settings.from_env())
+    typer.echo(json.dumps({"source": source, "passed": passed(checks), "checks": as_dicts(checks)},
+                          ensure_ascii=False, indent=2) if as_json else render(source, checks))
+    raise typer.Exit(0 if passed(checks) else 1)
+
+
 def _brief(result: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in result.items() if not isinstance(v, (dict, list)) and k not in ("source", "run_id"))
 
@@ -136,7 +423,7 @@ def _run_text(r: dict) -> str:
 def _env_keys() -> bool:
     import os
 
-    return bool(os.environ.get("HIRESYNC_KEYS"))
+    return bool(os.environ.get("HIRESYNC_KEYS") or os.environ.get("HIRESYNC_KEYS_CONNECTION"))
 
 
 def main() -> None:

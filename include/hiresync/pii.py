@@ -59,9 +59,17 @@ class Keyring:
 
     @classmethod
     def load(cls, key_file: Path) -> "Keyring":
-        """HIRESYNC_KEYS (a secrets backend or Airflow Connection puts it there) wins over the file."""
+        """Production: HIRESYNC_KEYS (the keyring JSON, from a secrets backend) or the password of
+        the Airflow Connection named by HIRESYNC_KEYS_CONNECTION. Demo: the local key file."""
         if text := os.environ.get("HIRESYNC_KEYS"):
             return cls.from_json(text)
+        if conn_id := os.environ.get("HIRESYNC_KEYS_CONNECTION"):
+            from hiresync.connections import get_connection
+
+            secret = get_connection(conn_id).password
+            if not secret:
+                raise KeyMaterialError(f"connection {conn_id!r} holds no keyring in its password")
+            return cls.from_json(secret)
         if not key_file.exists():
             raise KeyMaterialError(
                 f"no encryption key: {key_file} does not exist and HIRESYNC_KEYS is not set. "
@@ -74,10 +82,23 @@ class Keyring:
         if key_file.exists():
             raise KeyMaterialError(f"{key_file} exists already; refusing to overwrite a key")
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        doc = {"active": 1, "keys": {"1": {"enc": _b64(secrets.token_bytes(32)), "idx": _b64(secrets.token_bytes(32))}}}
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
+            json.dump({"active": 1, "keys": {"1": _new_key()}}, f)
+
+    @staticmethod
+    def add_version(key_file: Path) -> int:
+        """A new active key version in a local key file; older versions stay so old data decrypts."""
+        doc = json.loads(key_file.read_text())
+        version = max(int(v) for v in doc["keys"]) + 1
+        doc["keys"][str(version)] = _new_key()
+        doc["active"] = version
+        tmp = key_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
             json.dump(doc, f)
+        tmp.replace(key_file)  # atomic: a sync reading the file sees the old or the new keyring
+        return version
 
     # -- use -------------------------------------------------------------------------------
     def encrypt(self, plaintext: str, context: str) -> str:
@@ -100,9 +121,20 @@ class Keyring:
         key = self._versions[version or self.active].idx
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
+    def blind_indexes(self, value: str) -> list[str]:
+        """The value's index under every known version: rows not yet re-keyed must still match."""
+        return [self.blind_index(value, v) for v in sorted(self._versions)]
+
+    def version_of(self, token: str) -> int:
+        return int(token.partition(":")[0][1:])
+
     def fingerprint(self) -> str:
         """Identifies the active key without revealing it (for 'wrong key' checks)."""
         return hmac.new(self._versions[self.active].idx, b"hiresync-key-check", hashlib.sha256).hexdigest()[:16]
+
+
+def _new_key() -> dict:
+    return {"enc": _b64(secrets.token_bytes(32)), "idx": _b64(secrets.token_bytes(32))}
 
 
 def _b64(b: bytes) -> str:

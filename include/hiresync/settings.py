@@ -18,6 +18,7 @@ class Settings:
     ehr_url: str
     key_file: Path
     sources_file: Path
+    policy_file: Path
 
     @property
     def staging_dir(self) -> Path:
@@ -38,6 +39,7 @@ class Settings:
             ehr_url=os.environ.get("HIRESYNC_EHR_URL", f"sqlite:///{var_dir / 'ehr.db'}"),
             key_file=Path(os.environ.get("HIRESYNC_KEY_FILE", var_dir / "keys.json")),
             sources_file=Path(os.environ.get("HIRESYNC_SOURCES", home / "sources.yaml")),
+            policy_file=Path(os.environ.get("HIRESYNC_POLICY", home / "policy.yaml")),
         )
 
     def resolve(self, relative: str | Path) -> Path:

@@ -30,6 +30,10 @@ _SCHEMA = {
                     "schedule": {"type": ["string", "null"]},
                     "targets": {"type": "array", "items": {"enum": list(TARGETS)}, "uniqueItems": True},
                     "paused": {"type": "boolean"},
+                    # Schema drift: freeze the source when more than this share of a batch fails.
+                    "drift_threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    # Smaller batches are not judged for drift: one bad record in three is not a schema change.
+                    "drift_min_rows": {"type": "integer", "minimum": 1},
                 },
             },
         },
@@ -45,6 +49,8 @@ class SourceConfig:
     schedule: str | None
     targets: tuple[str, ...]
     paused: bool
+    drift_threshold: float = 0.2
+    drift_min_rows: int = 20
 
 
 def load_sources(settings: Settings) -> dict[str, SourceConfig]:
@@ -52,7 +58,8 @@ def load_sources(settings: Settings) -> dict[str, SourceConfig]:
     return {
         name: SourceConfig(name=name, profile=settings.resolve(s["profile"]), mapping=settings.resolve(s["mapping"]),
                            schedule=s.get("schedule"), targets=tuple(s.get("targets", ["ehr"])),
-                           paused=s.get("paused", False))
+                           paused=s.get("paused", False), drift_threshold=s.get("drift_threshold", 0.2),
+                           drift_min_rows=s.get("drift_min_rows", 20))
         for name, s in doc["sources"].items()
     }
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from hiresync.hub.models import Outbox, Quarantine, Run, Watermark
+from hiresync.data_docs import docs_dir
+from hiresync.hub.models import Outbox, Quarantine, Run, SourceState, Watermark
 from hiresync.hub.store import transaction
 from hiresync.pipeline.deliver import summary_of
 from hiresync.settings import Settings, safe_url
@@ -14,14 +15,17 @@ from hiresync.sources import load_sources
 def status(settings: Settings) -> dict:
     sources = load_sources(settings)
     out = {"hub": safe_url(settings.hub_url), "ehr": safe_url(settings.ehr_url),
-           "lineage": str(settings.lineage_file), "sources": {}}
+           "lineage": str(settings.lineage_file), "data_docs": _data_docs(settings), "sources": {}}
     with transaction(settings.hub_url) as s:
         for name in sources:
             last = s.scalars(select(Run).where(Run.source == name).order_by(Run.started_at.desc()).limit(1)).first()
             mark = s.get(Watermark, name)
             quarantine = dict(s.execute(select(Quarantine.reason_code, func.count()).where(
                 Quarantine.source == name, Quarantine.status == "open").group_by(Quarantine.reason_code)).all())
+            state = s.get(SourceState, name)
             out["sources"][name] = {
+                "state": state.state if state else "active",
+                "state_reason": state.reason if state and state.state != "active" else None,
                 "last_run": summary_of(last) if last else None,
                 "watermark": mark.cursor_value.isoformat() if mark else None,
                 "quarantine_open": sum(quarantine.values()),
@@ -30,3 +34,8 @@ def status(settings: Settings) -> dict:
         out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
             Outbox.status == "pending").group_by(Outbox.target)).all())
     return out
+
+
+def _data_docs(settings: Settings) -> str | None:
+    index = docs_dir(settings) / "index.html"
+    return str(index) if index.exists() else None

@@ -27,6 +27,7 @@ from urllib.parse import unquote_plus
 
 from simulators.dataset import (Evaluation, InterviewDataset, InterviewResult, Position, rescored,
                                 rescored_evaluation)
+from simulators.faults import FaultKnobs
 from simulators.server import Request, Response, SimServer, error_response, json_response, \
     raw_json_response
 
@@ -42,10 +43,11 @@ TIE_BASE = datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)
 Key = tuple[int, str]  # (updated_at as epoch seconds, result_id): unique per version
 
 
-class AIViewSimulator(SimServer):
+class AIViewSimulator(FaultKnobs, SimServer):
     """Attributes for tests: ``defects`` (result_id -> defect kind), ``rescored`` (result ids with
     more than one version, pre-generated or from ``rescore``), plus the SimServer fault knobs
-    ``outage``, ``latency``, ``retry_after`` and the ``requests`` per-path counter."""
+    ``outage``, ``latency``, ``retry_after`` and the ``requests`` per-path counter, and the scripted
+    faults of ``FaultKnobs`` (``fail``, ``truncate``, ``before``; none unless scheduled)."""
 
     def __init__(self, count: int = 2000, seed: int = 7, defect_rate: float = 0.03,
                  rescore_rate: float = 0.05, client_id: str = "hiresync",

@@ -172,9 +172,10 @@ class RawPayload(Base):
     source: Mapped[str] = mapped_column(String(64))
     vendor_result_id: Mapped[str] = mapped_column(String(128))
     payload_hash: Mapped[str] = mapped_column(String(64))
-    payload_enc: Mapped[str] = mapped_column(Text)
+    payload_enc: Mapped[str | None] = mapped_column(Text)  # None once purged by retention or erasure
     run_id: Mapped[str] = mapped_column(String(160))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    purged_at: Mapped[datetime | None]
 
 
 class Quarantine(Base):
@@ -220,7 +221,8 @@ class Outbox(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     target: Mapped[str] = mapped_column(String(32))
-    result_id: Mapped[int] = mapped_column(ForeignKey("interview_results.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="upsert", server_default="upsert")  # or erase
+    result_id: Mapped[int | None] = mapped_column(ForeignKey("interview_results.id"))  # None: erased
     result_version: Mapped[int]
     idempotency_key: Mapped[str] = mapped_column(String(64))
     payload_enc: Mapped[str] = mapped_column(Text)
@@ -235,3 +237,38 @@ class Outbox(Base):
     run_id: Mapped[str] = mapped_column(String(160))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """The audit trail of what was done to personal data: purges, erasures, exports (tombstones).
+
+    It names records by non-personal references (candidate key, result key, row ids), never by
+    their content."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_subject", "subject_ref"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # retention_purge, subject_export, subject_erase
+    subject_ref: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict] = mapped_column(JSON)
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdentityReview(Base):
+    """A result whose person could not be resolved safely: same ID with another name, or one phone
+    and email under two IDs. A person decides; the quarantined result is then replayed."""
+
+    __tablename__ = "identity_reviews"
+    __table_args__ = (Index("ix_identity_review_record", "source", "vendor_result_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # NAME_MISMATCH, ID_MISMATCH
+    source: Mapped[str] = mapped_column(String(64))
+    vendor_result_id: Mapped[str] = mapped_column(String(128))
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))  # the candidate it collided with
+    details: Mapped[dict] = mapped_column(JSON)  # masked values only
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open, resolved
+    resolution: Mapped[str | None] = mapped_column(String(20))  # same_person, different_person
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    resolved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

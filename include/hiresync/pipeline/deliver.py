@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 
 from hiresync.hub.models import Outbox, Run
+from hiresync.lineage.openlineage import emit_run_lineage
 from hiresync.outbox import relay
 from hiresync.pipeline.context import RunContext
 
@@ -24,6 +25,7 @@ def publish(ctx: RunContext) -> dict:
             Outbox.run_id == ctx.run_id, Outbox.status == "sent")) or 0
         run.status, run.finished_at = "success", datetime.now(timezone.utc)
         summary = summary_of(run)
+    emit_run_lineage(ctx)  # column lineage + data quality for OpenLineage; best effort, never raises
     ctx.staging.remove()  # the raw payloads are in the hub (encrypted); staging has done its job
     return summary
 

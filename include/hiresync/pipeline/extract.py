@@ -5,12 +5,10 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from connectors.records import get_path
 from connectors.rest.source import RestSource
 from hiresync import jsonfast
 from hiresync.connections import get_connection
 from hiresync.hub.models import Run, Watermark
-from hiresync.mapping import FieldError, parse_datetime
 from hiresync.pipeline.context import RunContext
 
 
@@ -42,7 +40,7 @@ def extract(ctx: RunContext) -> dict:
     def records():
         for page in source.pages(since):
             for payload in page:
-                cursor = _cursor_of(payload, profile.cursor_field)
+                cursor = source.cursor_of(payload)  # the profile's format and timezone, not a guess
                 if cursor and (not newest or cursor > newest[0]):
                     newest[:] = [cursor]
                 yield {"payload": payload, "hash": payload_hash(payload)}
@@ -54,11 +52,3 @@ def extract(ctx: RunContext) -> dict:
     with ctx.transaction() as s:
         s.get(Run, ctx.run_id).pulled = pulled
     return manifest
-
-
-def _cursor_of(payload: dict, field: str) -> datetime | None:
-    try:
-        value = get_path(payload, field)
-        return parse_datetime(value) if value is not None else None
-    except FieldError:
-        return None  # a record with a broken cursor is still staged; validation quarantines it

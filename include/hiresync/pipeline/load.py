@@ -11,7 +11,6 @@ not cost 100,000 round trips.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, TypeVar
@@ -19,11 +18,11 @@ from typing import Iterator, TypeVar
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from hiresync import jsonfast, pii
+from hiresync import jsonfast
 from hiresync.errors import HireSyncError
+from hiresync.identity import Conflict, IdentityResolver
 from hiresync.hub.models import (
-    Candidate, CandidateVendorId, DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload,
-    RecordLineage, Run, Watermark,
+    DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload, RecordLineage, Run, Watermark,
 )
 from hiresync.mapping import content_hash
 from hiresync.pipeline.context import RunContext
@@ -81,7 +80,14 @@ def load(ctx: RunContext) -> dict:
         for chunk in chunks(list(winners.items()), CHUNK):
             for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r]) for k, r in chunk]).items():
                 outcomes[winners[key]] = outcome
-                result_ids[key] = result_id
+                if result_id is not None:
+                    result_ids[key] = result_id
+        if loader.conflicts:
+            s.execute(insert(Quarantine.__table__), [
+                dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key, raw_payload_id=raw_ids[winners[key]],
+                     reason_code=c.kind, problems=[{"field": c.field, "rule": c.kind, "value": "see identity review"}],
+                     status="open") for key, c in loader.conflicts.items()])
+            loader.identity.open_reviews(ctx.run_id, loader.conflicts)
 
         lineage = [dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=row_keys[row],
                         payload_hash=raws[row]["hash"], raw_payload_id=raw_ids[row],
@@ -133,14 +139,8 @@ class _Loader:
     def __init__(self, session: Session, ctx: RunContext):
         self.s, self.ctx, self.keys = session, ctx, ctx.keys
         self.vendor = ctx.mapping.vendor
-        self._bidx: dict[str, str] = {}
-
-    def national_id_index(self, record: dict) -> str:
-        """The record's national-ID blind index (HMAC), computed once per distinct ID."""
-        nid = record["candidate"]["national_id"]
-        if nid not in self._bidx:
-            self._bidx[nid] = self.keys.blind_index(nid)
-        return self._bidx[nid]
+        self.identity = IdentityResolver(session, ctx.keys, ctx.source.name, self.vendor)
+        self.conflicts: dict[str, Conflict] = {}
 
     # -- raw payloads ----------------------------------------------------------------------------
     def store_raw_payloads(self, raws: list[dict]) -> list[int]:
@@ -159,50 +159,6 @@ class _Loader:
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
                 RawPayload.source == source, RawPayload.payload_hash.in_([n["payload_hash"] for n in chunk]))).all())
         return [ids[r["hash"]] for r in raws]
-
-    # -- candidates ------------------------------------------------------------------------------
-    def resolve_candidates(self, records: list[dict]) -> dict[str, tuple[int, str]]:
-        """national-ID blind index -> (candidate id, candidate key); creates who is new."""
-        newest: dict[str, dict] = {}
-        for rec in sorted(records, key=lambda r: r["result"]["source_updated_at"]):
-            newest[self.national_id_index(rec)] = rec["candidate"]
-        found = dict((b, (i, k)) for b, i, k in self.s.execute(
-            select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
-            .where(Candidate.national_id_bidx.in_(list(newest)))).all())
-        created = [self._candidate_row(bidx, cand) for bidx, cand in newest.items() if bidx not in found]
-        if created:
-            self.s.execute(insert(Candidate.__table__), created)
-            found.update((b, (i, k)) for b, i, k in self.s.execute(
-                select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
-                .where(Candidate.national_id_bidx.in_([c["national_id_bidx"] for c in created]))).all())
-        self._link_vendor_ids(records, found)
-        return found
-
-    def _candidate_row(self, bidx: str, cand: dict) -> dict:
-        key = str(uuid.uuid4())
-        row = dict(candidate_key=key, key_version=self.keys.active, national_id_bidx=bidx,
-                   national_id_enc=self._enc(cand["national_id"], "national_id", key),
-                   national_id_masked=pii.mask_national_id(cand["national_id"]),
-                   full_name_enc=self._enc(cand["full_name"], "full_name", key),
-                   full_name_masked=pii.mask_name(cand["full_name"]))
-        for col, mask in (("mobile", pii.mask_mobile), ("email", pii.mask_email)):
-            value = cand.get(col)
-            row.update({f"{col}_enc": self._enc(value, col, key) if value else None,
-                        f"{col}_bidx": self.keys.blind_index(value) if value else None,
-                        f"{col}_masked": mask(value) if value else None})
-        return row
-
-    def _enc(self, value: str, column: str, candidate_key: str) -> str:
-        return self.keys.encrypt(value, f"candidates.{column}:{candidate_key}")
-
-    def _link_vendor_ids(self, records: list[dict], found: dict[str, tuple[int, str]]) -> None:
-        pairs = {rec["candidate"]["vendor_candidate_id"]: found[self.national_id_index(rec)][0]
-                 for rec in records if rec["candidate"].get("vendor_candidate_id")}
-        known = set(self.s.scalars(select(CandidateVendorId.vendor_candidate_id).where(
-            CandidateVendorId.vendor == self.vendor, CandidateVendorId.vendor_candidate_id.in_(list(pairs)))))
-        new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]
-        if new:
-            self.s.execute(insert(CandidateVendorId.__table__), new)
 
     # -- results ---------------------------------------------------------------------------------
     def upsert_results(self, items: list[tuple[str, dict]]) -> dict[str, tuple[str, int]]:
@@ -227,10 +183,15 @@ class _Loader:
                 to_update.append((key, rec, digest, old))
         if not to_insert and not to_update:
             return out
-        candidates = self.resolve_candidates([rec for _, rec, *_ in to_insert + to_update])
+        candidates, conflicts = self.identity.resolve([(key, rec) for key, rec, *_ in to_insert + to_update])
+        if conflicts:  # quarantined by the caller, for a person to decide
+            self.conflicts.update(conflicts)
+            out.update({key: ("quarantined", None) for key in conflicts})
+            to_insert = [item for item in to_insert if item[0] not in conflicts]
+            to_update = [item for item in to_update if item[0] not in conflicts]
 
         def candidate_of(rec):
-            return candidates[self.national_id_index(rec)]
+            return candidates[self.identity.national_id_index(rec)]
 
         if to_insert:
             self.s.execute(insert(InterviewResult.__table__), [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from hiresync.data_docs import build_data_docs, build_data_docs_quietly
+from hiresync.drift import ensure_not_frozen
 from hiresync.hub.models import Run
 from hiresync.pipeline.context import RunContext, new_run_id
 from hiresync.pipeline.deliver import deliver, publish
@@ -22,15 +24,19 @@ def run_source(source: str, settings: Settings | None = None, run_id: str | None
                on_step: Callable[[str, dict], None] | None = None) -> dict:
     ctx = RunContext.open(source, run_id or new_run_id(source), settings)
     ctx.keys  # a missing or wrong key stops here, before anything is pulled
-    for name, step in STEPS:
-        try:
-            result = step(ctx)
-        except Exception as exc:
-            mark_failed(ctx, name, exc)
-            raise
-        if on_step:
-            on_step(name, result)
-    return publish(ctx)
+    ensure_not_frozen(ctx.settings, source)  # after schema drift, a person decides when to go on
+    try:
+        for name, step in STEPS:
+            try:
+                result = step(ctx)
+            except Exception as exc:
+                mark_failed(ctx, name, exc)
+                raise
+            if on_step:
+                on_step(name, result)
+        return publish(ctx)
+    finally:
+        build_data_docs_quietly(ctx.settings)
 
 
 def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
@@ -53,9 +59,27 @@ def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
 def run_step(source: str, run_id: str, step: str) -> dict:
     """One step by name: what each Airflow task calls."""
     ctx = RunContext.open(source, run_id)
+    if step == "data_docs":  # the DAG's last task, run whatever the other tasks did
+        return data_docs_step(ctx)
+    if step == "extract":
+        ensure_not_frozen(ctx.settings, source)
     fn = dict(STEPS + (("publish", publish),))[step]
     try:
         return fn(ctx)
     except Exception as exc:
         mark_failed(ctx, step, exc)
         raise
+
+
+def data_docs_step(ctx: RunContext) -> dict:
+    """Rebuild Data Docs, then fail if the run did not succeed: as the DAG's only leaf task, this
+    task's state is what Airflow reports for the whole DAG run."""
+    from hiresync.errors import HireSyncError
+
+    index = build_data_docs(ctx.settings)
+    with ctx.transaction() as s:
+        run = s.get(Run, ctx.run_id)
+        status, error = (run.status, run.error) if run else ("not started", None)
+    if status != "success":
+        raise HireSyncError(f"run {ctx.run_id} ended {status}: {error or 'see the failed task'}; Data Docs: {index}")
+    return {"data_docs": str(index)}
