@@ -272,3 +272,33 @@ class IdentityReview(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     resolved_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InboxDelivery(Base):
+    """A pushed delivery (vendor webhook), stored before the receiver answers 2xx; drained by the
+    source's sync run like a page from an API. The delivery id makes repeats harmless."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_inbox_delivery"),
+                      Index("ix_inbox_pending", "source", "status", "id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    delivery_id: Mapped[str] = mapped_column(String(128))
+    payload_enc: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="new")  # new, drained
+    run_id: Mapped[str | None] = mapped_column(String(160))  # the run that drained it
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FileDrop(Base):
+    """A file read from a drop folder (CSV, Excel), once: its content hash is the identity."""
+
+    __tablename__ = "file_drops"
+    __table_args__ = (UniqueConstraint("source", "content_hash", name="uq_file_drop_content"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    file_name: Mapped[str] = mapped_column(String(255))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(default=0)
+    run_id: Mapped[str] = mapped_column(String(160))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
