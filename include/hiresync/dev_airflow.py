@@ -1,4 +1,4 @@
-"""`make airflow`: `airflow standalone` with the AIView simulator behind the aiview connection,
+"""`make airflow`: `airflow standalone` with the vendor simulators behind their connections,
 so a data engineer can trigger and watch the sync DAG in the Airflow UI."""
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from pathlib import Path
 
 def main() -> int:
     from simulators.aiview import AIViewSimulator
+    from simulators.zhiping import ZhiPingSimulator
 
     home = Path(os.environ["AIRFLOW_HOME"])
-    with AIViewSimulator(count=int(os.environ.get("HIRESYNC_SIM_COUNT", 2000)), seed=7) as sim:
+    count = int(os.environ.get("HIRESYNC_SIM_COUNT", 2000))
+    with AIViewSimulator(count=count, seed=7) as aiview, ZhiPingSimulator(count=count, seed=8) as zhiping:
         env = dict(os.environ)
-        env["AIRFLOW_CONN_HIRESYNC_AIVIEW"] = json.dumps(
-            {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret})
-        print(f"AIView simulator on {sim.url}")
+        for conn_id, sim in (("hiresync_aiview", aiview), ("hiresync_zhiping", zhiping)):
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+                {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret})
+        print(f"AIView simulator on {aiview.url}, ZhiPing simulator on {zhiping.url}")
         print("Airflow UI: http://localhost:8080  user 'admin', password in "
               f"{home / 'simple_auth_manager_passwords.json.generated'} (written on first start)")
-        print("Trigger 'hiresync_sync_aiview' there; Ctrl-C stops Airflow and the simulator.\n", flush=True)
+        print("Trigger 'hiresync_sync_aiview' there; Ctrl-C stops Airflow and the simulators.\n", flush=True)
         proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env)
         try:
             return proc.wait()

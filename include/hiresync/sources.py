@@ -9,7 +9,7 @@ from hiresync.config_files import load_yaml_checked
 from hiresync.errors import ConfigError
 from hiresync.settings import Settings
 
-TARGETS = ("ehr",)
+TARGETS = ("ehr", "grouphr", "hrcloud")  # each has a profile in connectors/profiles/targets/
 
 _SCHEMA = {
     "type": "object",

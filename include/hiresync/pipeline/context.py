@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 
-from connectors.rest.profile import RestProfile
+from connectors.kinds import Profile, load_profile
 from hiresync.hub.store import transaction
 from hiresync.mapping import MappingSpec
 from hiresync.pii import Keyring
@@ -31,8 +31,9 @@ class RunContext:
         return Keyring.load(self.settings.key_file)
 
     @cached_property
-    def profile(self) -> RestProfile:
-        return RestProfile.load(self.source.profile)
+    def profile(self) -> Profile:
+        """RestProfile, WebhookProfile or FileDropProfile, by the file's `kind:`."""
+        return load_profile(self.source.profile)
 
     @cached_property
     def mapping(self) -> MappingSpec:

@@ -1,12 +1,22 @@
-"""Extract: pull every page since the watermark (minus the overlap) into run-scoped staging."""
+"""Extract: pull every page since the watermark (minus the overlap) into run-scoped staging.
+
+By the profile's kind: a REST vendor's pages; a webhook source's inbox (after filling gaps from
+the vendor's replay endpoint); a file-drop source's new files. Whatever the kind, the payloads land
+in the same staging and go through the same validate -> map -> load; what the run consumed (inbox
+rows, files) is listed in the manifest and recorded by the load transaction (pipeline.consumed).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Callable, Iterable
 
+from connectors.errors import SourceResponseError
+from connectors.files.profile import FileDropProfile
 from connectors.rest.source import RestSource
-from hiresync import jsonfast
+from connectors.webhook.profile import WebhookProfile
+from hiresync import inbox, jsonfast
 from hiresync.connections import get_connection
 from hiresync.hub.models import Run, Watermark
 from hiresync.pipeline.context import RunContext
@@ -28,27 +38,62 @@ def extract(ctx: RunContext) -> dict:
     # A broken profile or mapping stops the run here, before anything is pulled, and the run
     # row just written carries the reason for `hiresync status`.
     profile, _ = ctx.profile, ctx.mapping
+    if isinstance(profile, FileDropProfile):
+        from hiresync.file_drops import read_new_files
+
+        payloads, consumed = read_new_files(ctx, profile)
+        return _stage(ctx, None, payloads, None, consumed)
+    polled = profile.replay if isinstance(profile, WebhookProfile) else profile
     with ctx.transaction() as s:
         run = s.get(Run, ctx.run_id)
         mark = s.get(Watermark, ctx.source.name)
-        since = mark.cursor_value - profile.overlap if mark else profile.start
+        since = (mark.cursor_value - polled.overlap if mark else polled.start) if polled else None
         run.pulled_since = since
 
+    if isinstance(profile, WebhookProfile):
+        return _stage(ctx, since, *_drain_inbox(ctx, profile, since))
     source = RestSource(profile, get_connection(profile.connection))
+    payloads = (payload for page in source.pages(since) for payload in page)
+    return _stage(ctx, since, payloads, source.cursor_of, {})
+
+
+def _stage(ctx: RunContext, since: datetime | None, payloads: Iterable[dict],
+           cursor_of: Callable[[dict], datetime | None] | None, consumed: dict) -> dict:
     newest: list[datetime] = []
 
     def records():
-        for page in source.pages(since):
-            for payload in page:
-                cursor = source.cursor_of(payload)  # the profile's format and timezone, not a guess
-                if cursor and (not newest or cursor > newest[0]):
-                    newest[:] = [cursor]
-                yield {"payload": payload, "hash": payload_hash(payload)}
+        for payload in payloads:
+            cursor = cursor_of(payload) if cursor_of else None  # the profile's format and timezone, not a guess
+            if cursor and (not newest or cursor > newest[0]):
+                newest[:] = [cursor]
+            yield {"payload": payload, "hash": payload_hash(payload)}
 
     pulled = ctx.staging.write_records("raw", records())
-    manifest = {"source": ctx.source.name, "run_id": ctx.run_id, "since": since.isoformat(), "pulled": pulled,
-                "max_cursor": newest[0].isoformat() if newest else None}
+    manifest = {"source": ctx.source.name, "run_id": ctx.run_id, "since": since.isoformat() if since else None,
+                "pulled": pulled, "max_cursor": newest[0].isoformat() if newest else None, **consumed}
     ctx.staging.write_json("manifest", manifest)
     with ctx.transaction() as s:
         s.get(Run, ctx.run_id).pulled = pulled
-    return manifest
+    return {k: v for k, v in manifest.items() if k != "inbox_ids"}  # ids stay in staging, not in XCom
+
+
+def _drain_inbox(ctx: RunContext, profile: WebhookProfile, since: datetime | None):
+    """Fill gaps from the replay endpoint into the inbox (de-duplicated by delivery id), then take
+    every delivery not drained yet. Their ids go in the manifest for the load step to mark."""
+    cursor_of = None
+    if profile.replay is not None:
+        replay = RestSource(profile.replay, get_connection(profile.replay.connection))
+        cursor_of = replay.cursor_of
+        field = profile.replay_id_field
+        for page in replay.pages(since):
+            pairs = []
+            for event in page:
+                delivery_id = event.get(field) if isinstance(event, dict) else None
+                if not isinstance(delivery_id, (str, int)) or str(delivery_id) == "":
+                    raise SourceResponseError(ctx.source.name, f"GET {profile.replay.path}",
+                                              f"a replayed delivery has no {field!r}")
+                pairs.append((str(delivery_id), jsonfast.dumps(event)))
+            inbox.store_retrying(ctx.transaction, ctx.keys, ctx.source.name, pairs)
+    with ctx.transaction() as s:
+        rows = inbox.pending(s, ctx.keys, ctx.source.name)
+    return [payload for _, payload in rows], cursor_of, {"inbox_ids": [row_id for row_id, _ in rows]}

@@ -1,0 +1,1 @@
+"""File drops: CSV and Excel files that business departments put in a folder."""
