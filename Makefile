@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/end_to_end.py $(BENCH_ARGS)
 	$(BIN)/python bench/validation_mapping.py $(VALIDATION_BENCH_ARGS)
 	$(BIN)/python bench/pii.py $(PII_BENCH_ARGS)
+	$(BIN)/python bench/relay.py $(RELAY_BENCH_ARGS)
 
 # Airflow UI at http://localhost:8080 with the simulator behind the aiview connection.
 airflow: setup

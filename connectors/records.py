@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def get_path(node: Any, path: str) -> Any:
-    for part in path.split("."):
+def get_path(node: Any, path: str | tuple[str, ...]) -> Any:
+    """`path` as "a.b.c", or already split (hot loops split once)."""
+    for part in path.split(".") if isinstance(path, str) else path:
         if not isinstance(node, dict):
             return None
         node = node.get(part)

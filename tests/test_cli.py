@@ -40,5 +40,5 @@ def test_sync_then_status_show_the_run_its_counts_watermark_and_quarantine(sqlit
 def test_unknown_source_is_one_clear_line(sqlite_settings):
     result = runner.invoke(app, ["sync", "nosuch"])
     assert result.exit_code == 1
-    assert "sources.nosuch: no such source; configured: aiview, zhiping" in result.output
+    assert "sources.nosuch: no such source; configured: aiview, dept_reinterview, kuaipin, zhiping" in result.output
     assert "Traceback" not in result.output

@@ -83,3 +83,11 @@ def test_an_unknown_source_or_broken_profile_is_one_failed_check(sqlite_settings
     result = runner.invoke(app, ["connector", "check", "nosuch"])
     assert result.exit_code == 1
     assert "FAIL  configuration" in result.output and "sources.nosuch: no such source" in result.output
+
+
+def test_non_rest_sources_are_skipped_with_a_reason(sqlite_settings):
+    from hiresync.connector_check import check_source, passed
+
+    checks = check_source("dept_reinterview", sqlite_settings)
+    assert [c.status for c in checks] == ["skip"] and "file_drop" in checks[0].detail
+    assert passed(checks)

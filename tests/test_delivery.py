@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
@@ -49,7 +50,11 @@ def test_a_relay_killed_after_the_target_applied_a_batch_duplicates_nothing(sqli
     assert ehr_rows(sqlite_settings) == 100 and outbox(sqlite_settings, "pending") == pending
 
     monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", real_upsert)
-    assert relay(sqlite_settings, keys, "ehr", batch_size=100) == pending  # the first batch again, then the rest
+    # The dead relay's lease still holds its batch (and later rows of the same candidates wait for it).
+    first = relay(sqlite_settings, keys, "ehr", batch_size=100)
+    assert first < pending - 99 and outbox(sqlite_settings, "pending") == pending - first
+    after_lease = datetime.now(timezone.utc) + timedelta(minutes=10)
+    assert relay(sqlite_settings, keys, "ehr", batch_size=100, now=after_lease) == pending - first  # that batch again
     assert ehr_rows(sqlite_settings) == pending
     assert outbox(sqlite_settings, "pending") == 0
 

@@ -114,3 +114,9 @@ def test_identity_review_command_shows_masked_conflicts(sqlite_settings):
     out = CliRunner().invoke(app, ["identity", "review"]).output
     assert "NAME_MISMATCH" in out and "aiview:A-2" in out
     assert "李雷" not in out and "11010519491231002X" not in out
+
+
+def test_spacing_and_case_of_a_name_are_not_a_conflict(sqlite_settings):
+    sync(sqlite_settings, "r1", [payload("A-1", name="王芳")])
+    counts = sync(sqlite_settings, "r2", [payload("A-2", name="王 芳")])
+    assert counts["inserted"] == 1 and counts["quarantined"] == 0

@@ -27,7 +27,7 @@ def count(settings, model, *where) -> int:
 
 def test_nothing_is_purged_before_its_time(settings, aiview):
     run_source("aiview", settings)
-    assert purge(settings) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0}
+    assert purge(settings) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0}
 
 
 def test_expired_data_is_purged_with_tombstones_and_lineage_survives(settings, aiview):
@@ -44,7 +44,7 @@ def test_expired_data_is_purged_with_tombstones_and_lineage_survives(settings, a
     assert count(settings, Quarantine) == 0
     assert count(settings, RecordLineage) == summary["pulled"]  # hashes and outcomes stay for the audit
     assert count(settings, AuditEvent, AuditEvent.kind == "retention_purge") == sum(done.values())
-    assert purge(settings, now=later) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0}  # idempotent
+    assert purge(settings, now=later) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0}  # idempotent
 
 
 def test_an_open_quarantine_keeps_its_payload_until_the_quarantine_expires(sqlite_settings, aiview, tmp_path, monkeypatch):
@@ -128,3 +128,20 @@ def test_erase_without_yes_does_nothing(sqlite_settings, aiview):
                                       "--operator", "x"])
     assert result.exit_code == 1 and "--yes" in result.output
     assert count(sqlite_settings, Candidate) == before
+
+
+def test_drained_webhook_deliveries_go_with_the_raw_payload_lifetime(sqlite_settings):
+    from hiresync.hub.models import InboxDelivery
+
+    old = datetime.now(timezone.utc) - timedelta(days=400)
+    with transaction(sqlite_settings.hub_url) as s:
+        s.add_all([InboxDelivery(source="kuaipin", delivery_id="d-1", payload_enc="v1:x", status="drained",
+                                 run_id="r", received_at=old),
+                   InboxDelivery(source="kuaipin", delivery_id="d-2", payload_enc="v1:x", status="new", received_at=old),
+                   InboxDelivery(source="kuaipin", delivery_id="d-3", payload_enc="v1:x", status="drained", run_id="r")])
+    assert purge(sqlite_settings)["inbox"] == 1
+    with transaction(sqlite_settings.hub_url) as s:
+        left = set(s.scalars(select(InboxDelivery.delivery_id)))
+        tomb = s.scalars(select(AuditEvent.subject_ref).where(AuditEvent.kind == "retention_purge")).all()
+    assert left == {"d-2", "d-3"}  # an undrained delivery is never purged
+    assert len(tomb) == 1 and tomb[0].startswith("inbox:")

@@ -404,6 +404,77 @@ def connector_check(source: str = typer.Argument(..., help="source name from sou
     raise typer.Exit(0 if passed(checks) else 1)
 
 
+webhook_app = typer.Typer(no_args_is_help=True, help="Receive pushed deliveries (signed webhooks) into the inbox.")
+app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("serve")
+@_guarded
+def webhook_serve(port: int = typer.Option(8090, "--port", help="TCP port (0: any free port)"),
+                  host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+                  source: list[str] = typer.Option(None, "--source", help="webhook source(s); default: every "
+                                                   "kind: webhook source in sources.yaml")) -> None:
+    """Serve POST /webhooks/<source>: verify the signature, store each delivery in the inbox once,
+    then answer 2xx. Runs until Ctrl-C; the source's sync run drains the inbox."""
+    from hiresync.hub.store import migrate
+    from hiresync.webhook import WebhookReceiver
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    logging.getLogger("hiresync.webhook").setLevel(logging.INFO)
+    receiver = WebhookReceiver(settings, source or None, host=host, port=port)
+    receiver.start()
+    for name in receiver.endpoints:
+        typer.echo(f"webhook {name}: POST {receiver.url_for(name)}")
+    typer.echo("receiving (Ctrl-C to stop)")
+    receiver.serve_forever()
+    typer.echo("stopped: " + (", ".join(f"{k} {v}" for k, v in sorted(receiver.counts.items())) or "nothing received"))
+
+
+outbox_app = typer.Typer(no_args_is_help=True, help="Deliveries: what waits, what was refused; retry and replay.")
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("status")
+@_guarded
+def outbox_status(target: str = typer.Option(None, help="one target only"),
+                  as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Per target: pending, backing off, sent, dead; the latest dead letters (masked reasons)."""
+    from hiresync.outbox_admin import status as collect
+
+    doc = collect(Settings.from_env(), target)
+    if as_json:
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    for name, t in sorted(doc["targets"].items()):
+        typer.echo(f"{name:<9} pending {t['pending']} (backing off {t['backing_off']}), sent {t['sent']}, dead {t['dead']}"
+                   + (f"; oldest pending {t['oldest_pending']}" if t["oldest_pending"] else ""))
+    for d in doc["dead_letters"]:
+        typer.echo(f"  dead #{d['id']} {d['target']} {d['result'] or d['kind']}: {d['reason']} ({d['attempts']} attempts)")
+    if not doc["targets"]:
+        typer.echo("outbox empty")
+
+
+@outbox_app.command("retry")
+@_guarded
+def outbox_retry(target: str = typer.Option(None, help="one target only"),
+                 row: list[int] = typer.Option(None, "--id", help="outbox row id (repeatable)")) -> None:
+    """Make dead letters and rows backing off due now (after the cause was fixed); the next relay sends them."""
+    from hiresync.outbox_admin import retry
+
+    typer.echo(f"{retry(Settings.from_env(), target, row or None)} rows due now")
+
+
+@outbox_app.command("replay")
+@_guarded
+def outbox_replay(target: str = typer.Argument(..., help="target name"),
+                  run: str = typer.Option(None, help="only rows of this run id")) -> None:
+    """Send delivered rows again (a target restored from a backup); same idempotency keys."""
+    from hiresync.outbox_admin import replay
+
+    typer.echo(f"{replay(Settings.from_env(), target, run_id=run)} rows queued again for {target}")
+
+
 def _brief(result: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in result.items() if not isinstance(v, (dict, list)) and k not in ("source", "run_id"))
 

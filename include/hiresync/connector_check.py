@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 
 from connectors.errors import SourceAuthError, SourceError
+from connectors.rest.profile import RestProfile
 from connectors.rest.source import RestSource
+from connectors.webhook.profile import WebhookProfile
 from hiresync.connections import get_connection
 from hiresync.errors import HireSyncError
 from hiresync.mapping import MappingSpec
@@ -35,6 +37,14 @@ def check_source(source: str, settings: Settings) -> list[Check]:
     try:
         ctx = RunContext.open(source, "connector-check", settings)
         profile, mapping = ctx.profile, ctx.mapping
+        if isinstance(profile, WebhookProfile):
+            if profile.replay is None:
+                return [Check("configuration", "skip", f"{source} only pushes (webhooks) and has no replay endpoint "
+                                                       "to read; check it by sending a signed test delivery")]
+            profile = profile.replay  # what can be read of a push vendor: its replay endpoint
+        elif not isinstance(profile, RestProfile):
+            return [Check("configuration", "skip", f"{source} is a {profile.kind} source; connector check reads "
+                                                   "vendor APIs (try `hiresync mapping test` on a sample file)")]
         rest = RestSource(profile, get_connection(profile.connection))
     except (HireSyncError, SourceError) as exc:
         return [Check("configuration", "fail", str(exc))]

@@ -63,7 +63,7 @@ class IdentityResolver:
             key, cand = newest[active]
             stored = self.keys.decrypt(name_enc, f"candidates.full_name:{ck}")
             decision = decisions.get(key)
-            if stored != cand["full_name"] and not (decision and decision.resolution == "same_person"):
+            if not _same_name(stored, cand["full_name"]) and not (decision and decision.resolution == "same_person"):
                 conflicts[key] = Conflict("NAME_MISMATCH", cid, "candidate.full_name", {
                     "stored_name": pii.mask_name(stored), "incoming_name": pii.mask_name(cand["full_name"]),
                     "national_id": pii.mask_national_id(cand["national_id"])})
@@ -151,6 +151,11 @@ class IdentityResolver:
         new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]
         if new:
             self.s.execute(insert(CandidateVendorId.__table__), new)
+
+
+def _same_name(a: str, b: str) -> bool:
+    # Vendors space Chinese names differently ("王芳", "王 芳") and Latin ones by case.
+    return "".join(a.split()).casefold() == "".join(b.split()).casefold()
 
 
 # -- the review queue ----------------------------------------------------------------------------

@@ -14,8 +14,9 @@ from typing import Callable
 from sqlalchemy import func, select
 
 from hiresync import pii
-from hiresync.hub.models import Candidate, InterviewResult, Outbox, RawPayload
+from hiresync.hub.models import Candidate, InboxDelivery, InterviewResult, Outbox, RawPayload
 from hiresync.hub.store import transaction
+from hiresync.inbox import context as inbox_context
 from hiresync.settings import Settings
 
 
@@ -31,6 +32,7 @@ COLUMNS = (
     EncryptedColumn(RawPayload, "payload_enc", lambda r: f"raw_payloads:{r.source}:{r.payload_hash}"),
     EncryptedColumn(InterviewResult, "video_url_enc", lambda r: f"interview_results.video_url:{r.vendor}:{r.vendor_result_id}"),
     EncryptedColumn(Outbox, "payload_enc", lambda r: f"outbox:{r.target}:{r.idempotency_key}"),
+    EncryptedColumn(InboxDelivery, "payload_enc", lambda r: inbox_context(r.source, r.delivery_id)),
 )
 CANDIDATE_PII = (("full_name", None), ("national_id", "national_id_bidx"), ("mobile", "mobile_bidx"),
                  ("email", "email_bidx"))

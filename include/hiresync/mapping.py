@@ -121,10 +121,14 @@ class FieldSpec:
                    timezone=doc.get("timezone", "UTC"), values={str(k): v for k, v in doc.get("values", {}).items()},
                    scale=scale["path"] if isinstance(scale, dict) else scale)
 
+    @cached_property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.path.split(".")) if self.path else ()
+
     def extract(self, payload: dict) -> Any:
         if self.path is None:
             return self.const
-        value = get_path(payload, self.path)
+        value = get_path(payload, self.parts)
         return self.default if value is None or value == "" else value
 
     def scale_of(self, payload: dict) -> Any:
@@ -276,8 +280,12 @@ def _normalise(spec: FieldSpec, payload: dict) -> Any:
 
 
 def clean_text(raw: Any) -> str:
-    # NFKC folds full-width digits and letters (ＡＢＣ１２３) to ASCII; whitespace runs become one space.
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", str(raw))).strip()
+    # NFKC folds full-width digits and letters (ＡＢＣ１２３) to ASCII (ASCII text needs no folding);
+    # whitespace runs, the ideographic space included, become one space.
+    text = raw if isinstance(raw, str) else str(raw)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.split())
 
 
 def parse_datetime(raw: Any, assume_tz: str = "UTC") -> datetime:

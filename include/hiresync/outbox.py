@@ -143,7 +143,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     target = target_for(target_name, settings, profile)
     circuit = circuit_for(profile)
     worker = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    delivered, waiting, dead, last_reason = 0, 0, 0, None
+    delivered, waiting, last_reason = 0, 0, None
     while circuit.allows(clock()):
         batch = _claim(settings, keys, target_name, batch_size, clock(), worker, profile.lease_seconds)
         if batch is None:
@@ -158,10 +158,10 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
         _record(settings, batch, outcomes, clock(), profile)
         sent = sum(o.state == "sent" for o in outcomes)
         retry = [o for o in outcomes if o.state == "retry"]
-        delivered, dead = delivered + sent, dead + sum(o.state == "dead" for o in outcomes)
+        delivered += sent  # dead letters are not failures of the relay: `hiresync outbox status` lists them
         waiting += len(retry)
         if retry:
-            last_reason = _masked(retry[0].reason or "", batch.payloads[0][1])
+            last_reason = _error_text(retry[0], batch.payloads[0][1])
         circuit.record(not retry, clock())
     if waiting or not circuit.allows(clock()):
         state = (f"circuit open until {circuit.open_until:%H:%M:%S} UTC" if not circuit.allows(clock())

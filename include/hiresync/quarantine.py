@@ -64,9 +64,9 @@ def replay(settings: Settings, source: str | None = None, reason: str | None = N
 
 def _replay_source(settings: Settings, source: str, rows: list[Quarantine],
                    on_step: Callable[[str, str, dict], None] | None) -> dict:
-    from hiresync.pipeline.deliver import deliver, publish
+    from hiresync.pipeline.deliver import deliver
     from hiresync.pipeline.load import load
-    from hiresync.pipeline.runner import mark_failed
+    from hiresync.pipeline.runner import run_steps
     from hiresync.pipeline.transform import map_records
     from hiresync.pipeline.validate import validate
 
@@ -86,15 +86,7 @@ def _replay_source(settings: Settings, source: str, rows: list[Quarantine],
                                         "quarantine_ids": [q.id for q in rows]})
     steps = (("validate", validate), ("map", map_records), ("load", load),
              ("resolve", lambda c: _resolve(c, rows)), ("deliver", deliver))
-    for name, step in steps:
-        try:
-            result = step(ctx)
-        except Exception as exc:
-            mark_failed(ctx, name, exc)
-            raise
-        if on_step:
-            on_step(source, name, result)
-    return publish(ctx)
+    return run_steps(ctx, steps, (lambda name, result: on_step(source, name, result)) if on_step else None)
 
 
 def _resolve(ctx: RunContext, rows: list[Quarantine]) -> dict:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, exists, insert, select, update
 
 from hiresync.config_files import load_yaml_checked
-from hiresync.hub.models import AuditEvent, InterviewResult, Quarantine, RawPayload
+from hiresync.hub.models import AuditEvent, InboxDelivery, InterviewResult, Quarantine, RawPayload
 from hiresync.hub.store import transaction
 from hiresync.settings import Settings
 
@@ -53,6 +53,7 @@ def purge(settings: Settings, now: datetime | None = None, actor: str = "retenti
         "quarantine": _batches(settings, lambda s: _quarantine(s, now - policy.quarantine, now, actor)),
         "raw_payloads": _batches(settings, lambda s: _raw_payloads(s, now - policy.raw_payloads, now, actor)),
         "video_links": _batches(settings, lambda s: _video_links(s, now - policy.video_links, actor)),
+        "inbox": _batches(settings, lambda s: _drained_inbox(s, now - policy.raw_payloads, actor)),
     }
 
 
@@ -114,5 +115,18 @@ def _video_links(s, before: datetime, actor: str) -> int:
     s.execute(update(InterviewResult).where(InterviewResult.id.in_([r.id for r in rows])).values(video_url_enc=None))
     _tombstones(s, "retention_purge", actor, [
         (f"result:{r.vendor}:{r.vendor_result_id}", {"table": "interview_results", "field": "video_url"})
+        for r in rows])
+    return len(rows)
+
+
+def _drained_inbox(s, before: datetime, actor: str) -> int:
+    # A drained delivery lives on as a raw payload; the inbox copy goes with the raw payloads' lifetime.
+    rows = s.execute(select(InboxDelivery.id, InboxDelivery.source, InboxDelivery.delivery_id, InboxDelivery.run_id)
+                     .where(InboxDelivery.status == "drained", InboxDelivery.received_at < before).limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(delete(InboxDelivery).where(InboxDelivery.id.in_([r.id for r in rows])))
+    _tombstones(s, "retention_purge", actor, [
+        (f"inbox:{r.id}", {"table": "inbox", "source": r.source, "delivery_id": r.delivery_id, "run_id": r.run_id})
         for r in rows])
     return len(rows)

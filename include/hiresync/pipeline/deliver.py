@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
+from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox, Run
 from hiresync.lineage.openlineage import emit_run_lineage
 from hiresync.outbox import relay
@@ -13,8 +14,18 @@ from hiresync.pipeline.context import RunContext
 
 
 def deliver(ctx: RunContext) -> dict:
-    """Drains every pending row of the source's targets (earlier runs' leftovers too)."""
-    return {target: relay(ctx.settings, ctx.keys, target) for target in ctx.source.targets}
+    """Drains every due row of the source's targets (earlier runs' leftovers too). A target that
+    is down or misconfigured stops only its own delivery: the others still go, then the step
+    fails naming each target and its cause (its rows wait for the next relay)."""
+    delivered, failures = {}, []
+    for target in ctx.source.targets:
+        try:
+            delivered[target] = relay(ctx.settings, ctx.keys, target)
+        except HireSyncError as exc:
+            failures.append(str(exc))
+    if failures:
+        raise HireSyncError("; ".join(failures))
+    return delivered
 
 
 def publish(ctx: RunContext) -> dict:

@@ -26,6 +26,7 @@ from hiresync.hub.models import (
 )
 from hiresync.mapping import content_hash
 from hiresync.pipeline.context import RunContext
+from hiresync.pipeline.consumed import record_consumed
 
 CHUNK = 500
 T = TypeVar("T")
@@ -110,6 +111,7 @@ def load(ctx: RunContext) -> dict:
             raise HireSyncError(f"run {ctx.run_id!r}: accounting does not balance; nothing was loaded")
         if manifest.get("max_cursor"):
             run.watermark_after = _advance_watermark(s, ctx, datetime.fromisoformat(manifest["max_cursor"]))
+        record_consumed(s, ctx.source.name, ctx.run_id, manifest)  # inbox rows, dropped files: with their data
         run.status = "loaded"
         return run_counts(run)
 

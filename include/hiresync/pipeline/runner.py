@@ -26,17 +26,22 @@ def run_source(source: str, settings: Settings | None = None, run_id: str | None
     ctx.keys  # a missing or wrong key stops here, before anything is pulled
     ensure_not_frozen(ctx.settings, source)  # after schema drift, a person decides when to go on
     try:
-        for name, step in STEPS:
-            try:
-                result = step(ctx)
-            except Exception as exc:
-                mark_failed(ctx, name, exc)
-                raise
-            if on_step:
-                on_step(name, result)
-        return publish(ctx)
+        return run_steps(ctx, STEPS, on_step)
     finally:
         build_data_docs_quietly(ctx.settings)
+
+
+def run_steps(ctx: RunContext, steps, on_step: Callable[[str, dict], None] | None = None) -> dict:
+    """Each step in order, the run marked failed with the step's name if one raises; then publish."""
+    for name, step in steps:
+        try:
+            result = step(ctx)
+        except Exception as exc:
+            mark_failed(ctx, name, exc)
+            raise
+        if on_step:
+            on_step(name, result)
+    return publish(ctx)
 
 
 def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
