@@ -20,6 +20,15 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 log = logging.getLogger("hiresync")
 
 
+def _hub_settings() -> Settings:
+    """Settings from the environment, with the hub schema brought up to date (idempotent)."""
+    from hiresync.hub.store import migrate
+
+    settings = Settings.from_env()
+    migrate(settings.hub_url)
+    return settings
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg="red", err=True)
     raise typer.Exit(1)
@@ -64,11 +73,9 @@ def init() -> None:
 def sync(source: str = typer.Argument(..., help="source name from sources.yaml"),
          as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON")) -> None:
     """Run one source end to end (extract, validate, map, load, deliver) without Airflow."""
-    from hiresync.hub.store import migrate
     from hiresync.pipeline.runner import run_source
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
 
     def progress(step: str, result: dict) -> None:
         if not as_json:
@@ -82,11 +89,9 @@ def sync(source: str = typer.Argument(..., help="source name from sources.yaml")
 @_guarded
 def status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Per source: the last run and its counts, the watermark, the quarantine; pending deliveries."""
-    from hiresync.hub.store import migrate
     from hiresync.status import status as collect
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     doc = collect(settings)
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
@@ -110,12 +115,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
 @_guarded
 def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
     """Relay pending outbox rows to one target (also done at the end of every sync)."""
-    from hiresync.hub.store import migrate
     from hiresync.outbox import relay
     from hiresync.pii import Keyring
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     n = relay(settings, Keyring.load(settings.key_file), target)
     typer.echo(f"delivered {n} records to {target}")
 
@@ -141,12 +144,10 @@ def explain(record: str = typer.Argument(..., help='result key "vendor:id", vend
 
 
 def _lineage_command(collect, render, record: str, as_json: bool) -> None:
-    from hiresync.hub.store import migrate
     from hiresync.lineage.trace import AmbiguousRecord
     from hiresync.pii import Keyring
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     try:
         doc = collect(settings, Keyring.load(settings.key_file), record)
     except AmbiguousRecord as exc:  # not an error of the tool: list the (masked) candidates to choose from
@@ -167,12 +168,10 @@ def keys_rotate(batch_size: int = typer.Option(500, help="rows per transaction")
                 new_key: bool = typer.Option(True, help="add a new key version to the local key file first "
                                                         "(with HIRESYNC_KEYS the secrets backend does that)")) -> None:
     """Re-encrypt and re-index the hub under the active key, in batches, while syncs keep running."""
-    from hiresync.hub.store import migrate
     from hiresync.keys import rotate
     from hiresync.pii import Keyring
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     if new_key and not _env_keys():
         version = Keyring.add_version(settings.key_file)
         typer.echo(f"key: version {version} added to {settings.key_file} and made active")
@@ -202,11 +201,9 @@ app.add_typer(subject_app, name="subject")
 @_guarded
 def retention_purge() -> None:
     """Purge raw payloads, video links and quarantined records past their lifetime; tombstones stay."""
-    from hiresync.hub.store import migrate
     from hiresync.retention import purge
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     done = purge(settings, actor="cli")
     typer.echo("purged: " + ", ".join(f"{k} {v}" for k, v in done.items()))
 
@@ -250,11 +247,9 @@ app.add_typer(identity_app, name="identity")
 @_guarded
 def identity_review(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Open identity conflicts (masked): same ID with another name, or one phone and email under two IDs."""
-    from hiresync.hub.store import migrate
     from hiresync.identity import list_reviews
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     reviews = list_reviews(settings)
     if as_json:
         typer.echo(json.dumps(reviews, ensure_ascii=False, indent=2))
@@ -335,11 +330,9 @@ def quarantine_list(source: str = typer.Option(None, "--source"), reason: str = 
                     limit: int = typer.Option(100, "--limit", help="rows to show (counts cover all)"),
                     as_json: bool = typer.Option(False, "--json")) -> None:
     """Open quarantine rows (masked) with counts by reason."""
-    from hiresync.hub.store import migrate
     from hiresync.quarantine import listing
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     doc = listing(settings, source, reason, limit)
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
@@ -355,11 +348,9 @@ def quarantine_list(source: str = typer.Option(None, "--source"), reason: str = 
 def quarantine_replay(source: str = typer.Option(None, "--source"), reason: str = typer.Option(None, "--reason"),
                       as_json: bool = typer.Option(False, "--json")) -> None:
     """Re-run open quarantined payloads through the current mapping and the normal load path."""
-    from hiresync.hub.store import migrate
     from hiresync.quarantine import replay
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
 
     def progress(src: str, step: str, result: dict) -> None:
         if not as_json:
@@ -377,11 +368,9 @@ def quarantine_replay(source: str = typer.Option(None, "--source"), reason: str 
 def source_unfreeze(source: str = typer.Argument(..., help="source name from sources.yaml")) -> None:
     """Let a source frozen by schema drift run again (its next run re-pulls the frozen batch)."""
     from hiresync.drift import unfreeze
-    from hiresync.hub.store import migrate
     from hiresync.sources import get_source
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     get_source(settings, source)
     typer.echo(f"source {source}: " + ("unfrozen" if unfreeze(settings, source) else "was not frozen"))
 
@@ -416,11 +405,9 @@ def webhook_serve(port: int = typer.Option(8090, "--port", help="TCP port (0: an
                                                    "kind: webhook source in sources.yaml")) -> None:
     """Serve POST /webhooks/<source>: verify the signature, store each delivery in the inbox once,
     then answer 2xx. Runs until Ctrl-C; the source's sync run drains the inbox."""
-    from hiresync.hub.store import migrate
     from hiresync.webhook import WebhookReceiver
 
-    settings = Settings.from_env()
-    migrate(settings.hub_url)
+    settings = _hub_settings()
     logging.getLogger("hiresync.webhook").setLevel(logging.INFO)
     receiver = WebhookReceiver(settings, source or None, host=host, port=port)
     receiver.start()
