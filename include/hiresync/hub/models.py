@@ -302,3 +302,21 @@ class FileDrop(Base):
     rows: Mapped[int] = mapped_column(default=0)
     run_id: Mapped[str] = mapped_column(String(160))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StatusEvent(Base):
+    """The hiring workflow after the AI interview (AI passed -> re-interview -> offer -> hired), as
+    the group HR system or a business department reports it; the newest event is the current stage."""
+
+    __tablename__ = "status_events"
+    __table_args__ = (UniqueConstraint("origin", "external_id", name="uq_status_event_origin"),
+                      Index("ix_status_event_result", "result_id", "occurred_at"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    result_id: Mapped[int | None] = mapped_column(ForeignKey("interview_results.id"))
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"))
+    stage: Mapped[str] = mapped_column(String(32))  # ai_passed, reinterview_requested, reinterviewed, offer, hired, rejected
+    origin: Mapped[str] = mapped_column(String(32))  # grouphr, hiresync, dept_sheet
+    external_id: Mapped[str] = mapped_column(String(128))  # the origin's id for the event: repeats are ignored
+    detail: Mapped[dict | None] = mapped_column(JSON)  # no personal data
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
