@@ -7,6 +7,13 @@ from datetime import datetime, timezone
 from airflow.sdk import dag, task
 
 
+def _alert(context) -> None:
+    """on_failure_callback: e-mail and chat alert (policy.yaml `alerts:`); never raises."""
+    from hiresync.alerts import on_failure
+
+    on_failure(context)
+
+
 @dag(
     dag_id="hiresync_housekeeping",
     description="Purge personal data past its retention period (PIPL Art. 19)",
@@ -15,6 +22,7 @@ from airflow.sdk import dag, task
     catchup=False,
     max_active_runs=1,
     tags=["hiresync", "housekeeping"],
+    default_args={"on_failure_callback": _alert},
     doc_md=__doc__,
 )
 def housekeeping():

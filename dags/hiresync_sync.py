@@ -31,6 +31,13 @@ def _step(source: str, step: str) -> dict:
     return run_step(source, _run_id(source), step)
 
 
+def _alert(context) -> None:
+    """on_failure_callback: e-mail and chat alert (policy.yaml `alerts:`); never raises."""
+    from hiresync.alerts import on_failure
+
+    on_failure(context)
+
+
 def build(source: str, cfg: dict):
     results = Asset(uri=f"hiresync://hub/interview_results/{source}", name=f"hiresync_{source}_results")
     # OpenLineage inputs/outputs of each task: vendor endpoint, staging, hub tables, targets.
@@ -45,7 +52,8 @@ def build(source: str, cfg: dict):
         max_active_runs=1,  # one run at a time per source: runs share the watermark
         is_paused_upon_creation=cfg.get("paused", False),
         tags=["hiresync", "source"],
-        default_args={"retries": 2, "retry_delay": timedelta(seconds=float(os.environ.get("HIRESYNC_RETRY_DELAY", 60)))},
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=float(os.environ.get("HIRESYNC_RETRY_DELAY", 60))),
+                      "on_failure_callback": _alert},  # after the last retry, per failed step
         doc_md=__doc__,
     )
     def sync():
@@ -75,7 +83,8 @@ def build(source: str, cfg: dict):
 
         # Data Docs are rebuilt once per run, after the rest, whatever the outcome (a frozen run
         # is when they matter most); one task, so no two writers share the docs folder.
-        @task(trigger_rule="all_done", retries=0)
+        # No alert of its own: it fails whenever a step failed, and that step has alerted already.
+        @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
         def data_docs(_: dict) -> dict:
             return _step(source, "data_docs")
 

@@ -66,3 +66,21 @@ def test_keys_rotate_command(sqlite_settings, aiview):
     assert result.exit_code == 0, result.output
     assert "version 2 added" in result.output and "rotation complete" in result.output
     assert Keyring.load(sqlite_settings.key_file).active == 2
+
+
+def test_a_wrong_key_is_refused_before_anything_is_pulled_or_written(settings, aiview):
+    import pytest
+
+    from hiresync.errors import KeyMaterialError
+
+    run_source("aiview", settings)
+    before = candidates(settings)
+    settings.key_file.unlink()
+    Keyring.generate(settings.key_file)  # somebody's other key file
+    aiview.reset_requests()
+
+    with pytest.raises(KeyMaterialError) as err:
+        run_source("aiview", settings)
+
+    assert "does not belong to this hub" in str(err.value)
+    assert sum(aiview.requests.values()) == 0 and candidates(settings) == before

@@ -145,3 +145,19 @@ def test_drained_webhook_deliveries_go_with_the_raw_payload_lifetime(sqlite_sett
         tomb = s.scalars(select(AuditEvent.subject_ref).where(AuditEvent.kind == "retention_purge")).all()
     assert left == {"d-2", "d-3"}  # an undrained delivery is never purged
     assert len(tomb) == 1 and tomb[0].startswith("inbox:")
+
+
+def test_lineage_and_audit_rows_never_hold_personal_data(settings, aiview):
+    from hiresync.hub.models import IdentityReview, MappingVersion
+    from tests.helpers import leaks, personal_values
+
+    run_source("aiview", settings)
+    purge(settings, now=datetime.now(timezone.utc) + timedelta(days=400))
+    nid = pick_person(settings, aiview)
+    CliRunner().invoke(app, ["subject", "erase", "--national-id", nid, "--operator", "dpo", "--yes"])
+    with engine_for(settings.hub_url).connect() as conn:
+        dump = json.dumps([[str(v) for v in row] for model in (RecordLineage, AuditEvent, Quarantine, IdentityReview,
+                                                                MappingVersion)
+                           for row in conn.execute(select(model.__table__))], ensure_ascii=False)
+    assert count(settings, AuditEvent) > 0 and count(settings, RecordLineage) > 0
+    assert leaks(dump, personal_values(aiview.records())) == []

@@ -101,6 +101,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     for name, src in doc["sources"].items():
         typer.echo(f"\nsource {name}" + (f"  [{src['state'].upper()}: {src['state_reason']}]"
                                          if src["state"] != "active" else ""))
+        typer.echo(f"  sync:        {src['sync_state']}" + (f" ({src['sync_reason']})" if src["sync_reason"] else ""))
         typer.echo(f"  watermark:   {src['watermark'] or '(none yet)'}")
         typer.echo(f"  quarantine:  {src['quarantine_open']} open"
                    + (f" ({', '.join(f'{k} {v}' for k, v in sorted(src['quarantine_by_reason'].items()))})"
@@ -109,6 +110,11 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         typer.echo("  last run:    (none yet)" if run is None else "  last run:    " + _run_text(run).replace("\n", "\n  "))
     pending = doc["outbox_pending"]
     typer.echo(f"\noutbox pending: {', '.join(f'{k} {v}' for k, v in pending.items()) or 'nothing'}")
+    for name, tgt in doc["targets"].items():
+        typer.echo(f"target {name:<9} {tgt['state']}" + (f" ({tgt['reason']})" if tgt["reason"] else ""))
+    typer.echo(f"\nopen issues: {len(doc['issues']) or 'none'}")
+    for issue in doc["issues"]:
+        typer.echo(f"  {issue['code']} [{issue['scope']} {issue['subject']}]: {issue['detail']}")
 
 
 @app.command()
@@ -116,10 +122,10 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
 def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
     """Relay pending outbox rows to one target (also done at the end of every sync)."""
     from hiresync.outbox import relay
-    from hiresync.pii import Keyring
+    from hiresync.keys import hub_keys
 
     settings = _hub_settings()
-    n = relay(settings, Keyring.load(settings.key_file), target)
+    n = relay(settings, hub_keys(settings), target)
     typer.echo(f"delivered {n} records to {target}")
 
 
@@ -145,11 +151,11 @@ def explain(record: str = typer.Argument(..., help='result key "vendor:id", vend
 
 def _lineage_command(collect, render, record: str, as_json: bool) -> None:
     from hiresync.lineage.trace import AmbiguousRecord
-    from hiresync.pii import Keyring
+    from hiresync.keys import hub_keys
 
     settings = _hub_settings()
     try:
-        doc = collect(settings, Keyring.load(settings.key_file), record)
+        doc = collect(settings, hub_keys(settings), record)
     except AmbiguousRecord as exc:  # not an error of the tool: list the (masked) candidates to choose from
         typer.echo(json.dumps({"error": str(exc), "matches": exc.matches}, ensure_ascii=False, indent=2) if as_json
                    else f"{exc}:\n" + "\n".join(f"  {m['candidate_key']}  {m['full_name']}  {m['national_id']}  "
@@ -168,14 +174,14 @@ def keys_rotate(batch_size: int = typer.Option(500, help="rows per transaction")
                 new_key: bool = typer.Option(True, help="add a new key version to the local key file first "
                                                         "(with HIRESYNC_KEYS the secrets backend does that)")) -> None:
     """Re-encrypt and re-index the hub under the active key, in batches, while syncs keep running."""
-    from hiresync.keys import rotate
+    from hiresync.keys import hub_keys, rotate
     from hiresync.pii import Keyring
 
     settings = _hub_settings()
     if new_key and not _env_keys():
         version = Keyring.add_version(settings.key_file)
         typer.echo(f"key: version {version} added to {settings.key_file} and made active")
-    done = rotate(settings, Keyring.load(settings.key_file), batch_size,
+    done = rotate(settings, hub_keys(settings), batch_size,
                   progress=lambda table, n: typer.echo(f"  {table}: {n} re-keyed"))
     typer.echo("rotation complete: " + ", ".join(f"{t} {n}" for t, n in done.items()))
 
@@ -185,10 +191,10 @@ def keys_rotate(batch_size: int = typer.Option(500, help="rows per transaction")
 def keys_status() -> None:
     """Rows per key version: whether an older key can be retired."""
     from hiresync.keys import status as key_status
-    from hiresync.pii import Keyring
+    from hiresync.keys import hub_keys
 
     settings = Settings.from_env()
-    typer.echo(json.dumps(key_status(settings, Keyring.load(settings.key_file)), indent=2))
+    typer.echo(json.dumps(key_status(settings, hub_keys(settings)), indent=2))
 
 
 retention_app = typer.Typer(no_args_is_help=True, help="Apply the retention policy (policy.yaml).")
@@ -214,11 +220,11 @@ def subject_export(national_id: str = typer.Option(..., "--national-id", help="t
                    out: Path = typer.Option(..., "--out", help="file to write (created readable by you only)"),
                    operator: str = typer.Option(..., "--operator", help="who asks, for the audit trail")) -> None:
     """Write everything the hub holds on one person to a file, for an authorised operator."""
-    from hiresync.pii import Keyring
+    from hiresync.keys import hub_keys
     from hiresync.subject import export
 
     settings = Settings.from_env()
-    done = export(settings, Keyring.load(settings.key_file), national_id, out, operator)
+    done = export(settings, hub_keys(settings), national_id, out, operator)
     typer.echo(f"exported candidate {done['candidate_key']} ({done['results']} interview results) to {done['file']}")
 
 
@@ -228,13 +234,13 @@ def subject_erase(national_id: str = typer.Option(..., "--national-id", help="th
                   operator: str = typer.Option(..., "--operator", help="who asks, for the audit trail"),
                   yes: bool = typer.Option(False, "--yes", help="do it (without it, nothing is erased)")) -> None:
     """Remove one person from the hub and queue deletion at every target; a tombstone stays."""
-    from hiresync.pii import Keyring
+    from hiresync.keys import hub_keys
     from hiresync.subject import erase
 
     if not yes:
         _fail(Exception("erasure cannot be undone: add --yes to go ahead"))
     settings = Settings.from_env()
-    done = erase(settings, Keyring.load(settings.key_file), national_id, operator)
+    done = erase(settings, hub_keys(settings), national_id, operator)
     typer.echo(f"erased candidate {done['candidate_key']} ({done['results']} interview results); deletion queued "
                f"for {', '.join(done['erase_requests']) or 'no target'} (run `hiresync deliver <target>`)")
 
@@ -416,6 +422,38 @@ def webhook_serve(port: int = typer.Option(8090, "--port", help="TCP port (0: an
     typer.echo("receiving (Ctrl-C to stop)")
     receiver.serve_forever()
     typer.echo("stopped: " + (", ".join(f"{k} {v}" for k, v in sorted(receiver.counts.items())) or "nothing received"))
+
+
+workflow_app = typer.Typer(no_args_is_help=True, help="Workflow events: AI passed -> re-interview -> offer -> hired.")
+app.add_typer(workflow_app, name="workflow")
+
+
+@workflow_app.command("pull")
+@_guarded
+def workflow_pull(target: str = typer.Option("grouphr", help="whose status-change feed (workflow.yaml feeds:)")) -> None:
+    """Record the status changes the group HR system published since the last pull (repeats are ignored)."""
+    from hiresync.workflow import pull
+
+    counts = pull(_hub_settings(), target)
+    typer.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@workflow_app.command("show")
+@_guarded
+def workflow_show(result: str = typer.Argument(..., help='result key "vendor:vendor result id"'),
+                  as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """A result's workflow stages, oldest first (no personal data)."""
+    from hiresync.workflow import history
+
+    stages = history(_hub_settings(), result)
+    if as_json:
+        typer.echo(json.dumps(stages, ensure_ascii=False, indent=2))
+        return
+    if not stages:
+        typer.echo(f"{result}: no workflow events yet")
+    for e in stages:
+        detail = ", ".join(f"{k}={v}" for k, v in e["detail"].items() if v is not None)
+        typer.echo(f"{e['occurred_at']}  {e['stage']:<22} {e['origin']:<10} {detail}")
 
 
 outbox_app = typer.Typer(no_args_is_help=True, help="Deliveries: what waits, what was refused; retry and replay.")

@@ -14,7 +14,8 @@ from typing import Callable
 from sqlalchemy import func, select
 
 from hiresync import pii
-from hiresync.hub.models import Candidate, InboxDelivery, InterviewResult, Outbox, RawPayload
+from hiresync.errors import KeyMaterialError
+from hiresync.hub.models import Candidate, InboxDelivery, InterviewResult, KeyVersionCheck, Outbox, RawPayload
 from hiresync.hub.store import transaction
 from hiresync.inbox import context as inbox_context
 from hiresync.settings import Settings
@@ -36,6 +37,24 @@ COLUMNS = (
 )
 CANDIDATE_PII = (("full_name", None), ("national_id", "national_id_bidx"), ("mobile", "mobile_bidx"),
                  ("email", "email_bidx"))
+
+
+def hub_keys(settings: Settings) -> pii.Keyring:
+    """The keyring, checked against the fingerprints this hub recorded: a wrong key stops here,
+    before it writes data nobody can read or misses every blind-index match. New versions are
+    recorded; a first run records what it has."""
+    keys = pii.Keyring.load(settings.key_file)
+    mine = keys.fingerprints()
+    with transaction(settings.hub_url) as s:
+        known = dict(s.execute(select(KeyVersionCheck.version, KeyVersionCheck.fingerprint)).all())
+        wrong = sorted(v for v, fp in known.items() if v in mine and mine[v] != fp)
+        if wrong or (known and not set(known) & set(mine)):
+            raise KeyMaterialError(
+                f"the encryption key does not belong to this hub (key version {wrong[0] if wrong else keys.active} "
+                f"differs from the one its data was written with): wrong key file or HIRESYNC_KEYS? Nothing was touched.")
+        for v in sorted(set(mine) - set(known)):
+            s.add(KeyVersionCheck(version=v, fingerprint=mine[v]))
+    return keys
 
 
 def rotate(settings: Settings, keys: pii.Keyring, batch_size: int = 500, max_batches: int | None = None,

@@ -17,6 +17,7 @@ from hiresync.errors import HireSyncError
 from hiresync.hub.models import MappingVersion, RawPayload
 from hiresync.hub.store import transaction
 from hiresync.mapping import PII_KIND, MappingSpec
+from hiresync.keys import hub_keys
 from hiresync.pii import Keyring, mask_value
 from hiresync.settings import Settings
 from hiresync.sources import load_sources
@@ -93,7 +94,7 @@ def diff_mapping(settings: Settings, mapping_file: Path, against: str, source: s
     source = source or _source_of(settings, new)
     with tempfile.TemporaryDirectory(prefix="hiresync-mapping-") as tmp:
         old = _load_against(settings, new, against, Path(tmp))
-        keys = Keyring.load(settings.key_file)
+        keys = hub_keys(settings)
         changes, compared = [], 0
         for key, payload in _stored_payloads(settings, source, keys):
             compared += 1

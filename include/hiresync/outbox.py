@@ -84,6 +84,8 @@ def _send(target, rows, payloads) -> None:
 
 def _deliver(target, rows, payloads) -> list[Outcome]:
     """One Outcome per row. A SQL target takes the batch in one transaction: all or nothing."""
+    if any(r.kind == "event" for r in rows):
+        return _deliver_with_events(target, rows, payloads)
     if hasattr(target, "send"):
         return target.send([(r.kind, key, p) for r, (key, p) in zip(rows, payloads)])
     try:
@@ -91,6 +93,25 @@ def _deliver(target, rows, payloads) -> list[Outcome]:
     except Exception as exc:  # noqa: BLE001 - only the type is kept: a driver's message can quote data
         return [Outcome("retry", None, reason=type(exc).__name__)] * len(rows)
     return [Outcome("sent", None, ref=target_ref(target, p)) for _, p in payloads]
+
+
+def _deliver_with_events(target, rows, payloads) -> list[Outcome]:
+    """Workflow events (hiresync.workflow) go to the target's event endpoint, records as usual, in
+    outbox order; after a row that must wait, the later ones wait too."""
+    from hiresync.workflow import send_events
+
+    if not hasattr(target, "send"):
+        return [Outcome("dead", None, reason="workflow events need a REST target")] * len(rows)
+    outcomes: list[Outcome] = []
+    for is_event, group in groupby(zip(rows, payloads), key=lambda pair: pair[0].kind == "event"):
+        group = list(group)
+        got = (send_events(target, [p for _, p in group]) if is_event
+               else target.send([(r.kind, key, p) for r, (key, p) in group]))
+        outcomes += got
+        if any(o.state == "retry" for o in got):
+            waiting = next(o for o in got if o.state == "retry")
+            return outcomes + [waiting] * (len(rows) - len(outcomes))
+    return outcomes
 
 
 # -- circuit breaker ---------------------------------------------------------------------------------
@@ -223,7 +244,13 @@ def _record(settings, batch: _Batch, outcomes: list[Outcome], now: datetime, pro
         if o.state == "retry":
             p["next"] = now + timedelta(seconds=_backoff(row.attempts + 1, o.retry_after, profile))
         params.append(p)
+    accepted = [(key, row.result_id, payload, o.ref) for row, (key, payload), o in zip(batch.rows, batch.payloads, outcomes)
+                if row.kind == "event" and o.state == "sent"]
     with transaction(settings.hub_url) as s:
+        if accepted:  # the workflow stage "requested" is true once the target holds the event
+            from hiresync.workflow import record_accepted
+
+            record_accepted(s, accepted, now)
         s.execute(update(outbox).where(outbox.c.id == bindparam("row_id"))
                   .values(status=bindparam("st"), attempts=outbox.c.attempts + 1, response_status=bindparam("code"),
                           target_ref=func.coalesce(bindparam("ref", type_=String(200)), outbox.c.target_ref), sent_at=bindparam("sent"),

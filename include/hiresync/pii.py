@@ -128,9 +128,10 @@ class Keyring:
     def version_of(self, token: str) -> int:
         return int(token.partition(":")[0][1:])
 
-    def fingerprint(self) -> str:
-        """Identifies the active key without revealing it (for 'wrong key' checks)."""
-        return hmac.new(self._versions[self.active].idx, b"hiresync-key-check", hashlib.sha256).hexdigest()[:16]
+    def fingerprints(self) -> dict[int, str]:
+        """Identifies each key version without revealing it (256-bit keys: a hash gives nothing away)."""
+        return {v: hashlib.sha256(b"hiresync-key-check|" + k.enc + k.idx).hexdigest()[:32]
+                for v, k in self._versions.items()}
 
 
 def _new_key() -> dict:

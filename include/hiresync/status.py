@@ -10,6 +10,7 @@ from hiresync.hub.store import transaction
 from hiresync.pipeline.deliver import summary_of
 from hiresync.settings import Settings, safe_url
 from hiresync.sources import load_sources
+from hiresync.sync_status import sync_status
 
 
 def status(settings: Settings) -> dict:
@@ -33,6 +34,11 @@ def status(settings: Settings) -> dict:
             }
         out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
             Outbox.status == "pending").group_by(Outbox.target)).all())
+    # Sync state and open issues (hiresync.sync_status): `state` above stays the operational state.
+    sync = sync_status(settings)
+    for name, src in sync["sources"].items():
+        out["sources"][name].update(sync_state=src["state"], sync_reason=src["reason"], issues=src["issues"])
+    out["targets"], out["issues"] = sync["targets"], sync["issues"]
     return out
 
 

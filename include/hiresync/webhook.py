@@ -33,7 +33,7 @@ from hiresync import inbox
 from hiresync.connections import get_connection
 from hiresync.errors import HireSyncError
 from hiresync.hub.store import transaction
-from hiresync.pii import Keyring
+from hiresync.keys import hub_keys
 from hiresync.settings import Settings
 from hiresync.sources import load_sources
 
@@ -82,7 +82,7 @@ class WebhookReceiver:
                  port: int = 0) -> None:
         self.settings = settings
         self.endpoints = webhook_endpoints(settings, sources)
-        self.keys = Keyring.load(settings.key_file)
+        self.keys = hub_keys(settings)
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._address = (host, port)

@@ -3,6 +3,8 @@
     GroupHRSimulator   POST /oauth/token (client credentials)
                        POST /api/v1/assessment-results/batch   {items: [{idempotencyKey, record}]}
                        DELETE /api/v1/candidates/{candidateKey}
+                       POST /api/v1/workflow/events        {eventType, externalKey, data} (Idempotency-Key)
+                       GET  /api/v1/workflow/status-changes?since=ISO&cursor=N&limit=N
     HRCloudSimulator   X-Api-Key header
                        PUT /open-api/v1/assessments/{externalKey}
                        DELETE /open-api/v1/candidates/{candidateKey}
@@ -137,12 +139,32 @@ class _IdempotentTarget(SimServer):
 
 
 class GroupHRSimulator(_IdempotentTarget):
+    """Also the hiring workflow: `events` holds every workflow event applied (a replay under its
+    Idempotency-Key applies nothing); `advance(result key, stage)` is a person moving a candidate
+    on (REINTERVIEWED, OFFER, HIRED, REJECTED), published on the status-change feed."""
+
     kind = "grouphr"
+    EVENT_TYPES = ("REINTERVIEW_REQUEST",)
+    FEED_STAGES = ("REINTERVIEWED", "OFFER", "HIRED", "REJECTED")
 
     def __init__(self, client_id: str = "hiresync", client_secret: str = "grouphr-secret", port: int = 0) -> None:
         super().__init__(port)
         self.client_id, self.client_secret = client_id, client_secret
         self.tokens: set[str] = set()
+        self.events: list[dict] = []
+        self.status_changes: list[dict] = []
+
+    def advance(self, external_key: str, stage: str, occurred_at: str | None = None) -> dict:
+        from datetime import datetime, timezone
+
+        if stage not in self.FEED_STAGES:
+            raise ValueError(f"unknown stage {stage!r}")
+        with self._lock:
+            change = {"id": f"SC-{len(self.status_changes) + 1:06d}", "externalKey": external_key, "stage": stage,
+                      "occurredAt": occurred_at or datetime.now(timezone.utc).isoformat(),
+                      "note": "面试官备注"}  # free text: the client must not copy it blindly
+            self.status_changes.append(change)
+        return change
 
     def handle(self, request: Request) -> Response:
         if request.method == "POST" and request.path == "/oauth/token":
@@ -160,7 +182,46 @@ class GroupHRSimulator(_IdempotentTarget):
             return self._write(request, lambda: self._batch(request))
         if request.method == "DELETE" and (m := re.fullmatch(r"/api/v1/candidates/([^/]+)", request.path)):
             return self._write(request, lambda: self._erase(m.group(1)))
+        if request.method == "POST" and request.path == "/api/v1/workflow/events":
+            if not request.headers.get("Idempotency-Key"):
+                return error_response(400, "idempotency_key_required", "POST needs an Idempotency-Key header")
+            return self._write(request, lambda: self._event(request))
+        if request.method == "GET" and request.path == "/api/v1/workflow/status-changes":
+            return self._feed(request)
         return error_response(404, "not_found")
+
+    def _event(self, request: Request) -> Response:
+        try:
+            event = request.json()
+        except ValueError:
+            return error_response(400, "bad_request", "body must be JSON")
+        if not isinstance(event, dict) or event.get("eventType") not in self.EVENT_TYPES:
+            return error_response(422, "invalid_event_type", f"unknown eventType {event.get('eventType')!r}"
+                                  if isinstance(event, dict) else "body must be an object")
+        if not isinstance(event.get("externalKey"), str) or not event["externalKey"]:
+            return error_response(400, "missing_external_key", "externalKey is required")
+        with self._lock:
+            self.events.append(event)
+            ref = f"EVT-{len(self.events):06d}"
+        return json_response(201, {"id": ref})
+
+    def _feed(self, request: Request) -> Response:
+        """Changes at or after `since` (ISO time), oldest first, `limit` per page, `cursor` = offset."""
+        from datetime import datetime
+
+        since = request.arg("since")
+        try:
+            start = datetime.fromisoformat(since) if since else None
+            offset, limit = int(request.arg("cursor", "0")), min(int(request.arg("limit", "100")), 1000)
+        except ValueError:
+            return error_response(400, "bad_request", "since must be an ISO time, cursor and limit integers")
+        with self._lock:
+            items = sorted((c for c in self.status_changes
+                            if start is None or datetime.fromisoformat(c["occurredAt"]) >= start),
+                           key=lambda c: (c["occurredAt"], c["id"]))
+        page = items[offset:offset + limit]
+        more = offset + limit < len(items)
+        return json_response(200, {"items": page, "nextCursor": str(offset + limit) if more else None})
 
     def _batch(self, request: Request) -> Response:
         try:

@@ -320,3 +320,13 @@ class StatusEvent(Base):
     detail: Mapped[dict | None] = mapped_column(JSON)  # no personal data
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KeyVersionCheck(Base):
+    """Which key each key version of this hub is, by fingerprint: a wrong key file is refused
+    before it can write unreadable data or miss every blind-index match."""
+
+    __tablename__ = "key_versions"
+    version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)

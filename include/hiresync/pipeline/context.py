@@ -28,7 +28,9 @@ class RunContext:
 
     @cached_property
     def keys(self) -> Keyring:
-        return Keyring.load(self.settings.key_file)
+        from hiresync.keys import hub_keys  # checks the key against the hub before any step uses it
+
+        return hub_keys(self.settings)
 
     @cached_property
     def profile(self) -> Profile:

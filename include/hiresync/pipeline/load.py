@@ -27,6 +27,7 @@ from hiresync.hub.models import (
 from hiresync.mapping import content_hash
 from hiresync.pipeline.context import RunContext
 from hiresync.pipeline.consumed import record_consumed
+from hiresync.workflow import Change, queue_events
 
 CHUNK = 500
 T = TypeVar("T")
@@ -167,7 +168,7 @@ class _Loader:
         """key -> (outcome, result id) for the newest version of each result in the batch."""
         existing = {r.vendor_result_id: r for r in self.s.execute(
             select(InterviewResult.id, InterviewResult.vendor_result_id, InterviewResult.source_updated_at,
-                   InterviewResult.content_hash, InterviewResult.version)
+                   InterviewResult.content_hash, InterviewResult.version, InterviewResult.status)
             .where(InterviewResult.vendor == self.vendor,
                    InterviewResult.vendor_result_id.in_([k for k, _ in items])))}
         out: dict[str, tuple[str, int]] = {}
@@ -217,6 +218,12 @@ class _Loader:
         if dims:
             self.s.execute(insert(DimensionScore.__table__), dims)
         self._queue_outbox(changed, out, candidate_of)
+        # Workflow rules fire on a status *change*: the old status came with `existing` above.
+        old_status = {key: old.status for key, _, _, old in to_update}
+        queue_events(self.s, self.ctx.settings, self.keys, self.ctx.source.targets, self.ctx.run_id, [
+            Change(out[key][1], candidate_of(rec)[0], old_status.get(key), rec["result"]["status"], digest, version,
+                   delivery_payload(self.vendor, key, rec, version, candidate_of(rec)[1]))
+            for key, rec, digest, version in changed])
         return out
 
     def _result_row(self, key: str, rec: dict, digest: str, candidate_id: int, version: int) -> dict:
@@ -241,11 +248,7 @@ class _Loader:
         for target in self.ctx.source.targets:
             for key, rec, digest, version in changed:
                 idem = hashlib.sha256(f"{target}|{self.vendor}|{key}|{digest}".encode()).hexdigest()
-                payload = {"candidate": {"candidate_key": candidate_of(rec)[1], **rec["candidate"]},
-                           "result": {"result_key": f"{self.vendor}:{key}", "vendor": self.vendor,
-                                      "vendor_result_id": key, "version": version,
-                                      "mapping_version": rec["mapping_version"], **rec["result"]},
-                           "dimensions": rec["dimensions"]}
+                payload = delivery_payload(self.vendor, key, rec, version, candidate_of(rec)[1])
                 rows.append(dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
                                  payload_enc=self.keys.encrypt(jsonfast.dumps(payload),
                                                                f"outbox:{target}:{idem}"),
@@ -256,6 +259,14 @@ class _Loader:
         rows = [r for r in rows if r["idempotency_key"] not in known]
         if rows:
             self.s.execute(insert(Outbox.__table__), rows)
+
+
+def delivery_payload(vendor: str, key: str, rec: dict, version: int, candidate_key: str) -> dict:
+    """What a target (or a workflow event) is built from; personal data plain, encrypted in the outbox."""
+    return {"candidate": {"candidate_key": candidate_key, **rec["candidate"]},
+            "result": {"result_key": f"{vendor}:{key}", "vendor": vendor, "vendor_result_id": key, "version": version,
+                       "mapping_version": rec["mapping_version"], **rec["result"]},
+            "dimensions": rec["dimensions"]}
 
 
 def _dt(value: str | None) -> datetime | None:
