@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import REPO, leaks, personal_values
 
-SPECS = REPO.parent / "shared" / "specs" / "openlineage"
+SPECS = REPO / "specs" / "openlineage"  # a copy of ../shared/specs/openlineage, kept with the code
 
 
 @pytest.fixture(scope="module")

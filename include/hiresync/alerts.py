@@ -24,6 +24,7 @@ from email.message import EmailMessage
 from urllib.parse import quote_plus
 
 from hiresync.config_files import load_yaml_checked
+from hiresync.errors import HireSyncError
 from hiresync.settings import Settings
 
 log = logging.getLogger("hiresync.alerts")
@@ -205,8 +206,8 @@ def send(alert: Alert, config: AlertConfig) -> dict[str, str]:
         try:
             fn(cfg, alert)
             outcome[channel] = "sent"
-        except ChannelError as exc:
-            outcome[channel] = str(exc)
+        except (ChannelError, HireSyncError) as exc:  # ours: clean messages (a connection not configured...)
+            outcome[channel] = f"{channel}: {exc}" if isinstance(exc, HireSyncError) else str(exc)
         except Exception as exc:  # noqa: BLE001 - a message could quote a secret: its type only
             outcome[channel] = f"{channel}: {type(exc).__name__}"
         if outcome[channel] != "sent":
