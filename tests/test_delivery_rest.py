@@ -37,6 +37,7 @@ def targets(settings, aiview, monkeypatch, tmp_path):
     sources.write_text("sources:\n  aiview: {profile: connectors/profiles/aiview.yaml, mapping: mappings/aiview.yaml, "
                        "targets: [ehr, grouphr, hrcloud]}\n")
     monkeypatch.setenv("HIRESYNC_SOURCES", str(sources))
+    monkeypatch.setenv("HIRESYNC_WORKFLOW", str(tmp_path / "no-workflow.yaml"))  # records only (tests/test_workflow.py)
     outbox_mod.CIRCUITS.clear()
     with GroupHRSimulator() as grouphr, HRCloudSimulator() as hrcloud:
         connect(monkeypatch, grouphr, "hiresync_grouphr")

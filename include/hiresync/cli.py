@@ -101,7 +101,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     for name, src in doc["sources"].items():
         typer.echo(f"\nsource {name}" + (f"  [{src['state'].upper()}: {src['state_reason']}]"
                                          if src["state"] != "active" else ""))
-        typer.echo(f"  sync:        {src['sync_state']}" + (f" ({src['sync_reason']})" if src["sync_reason"] else ""))
+        sync = doc["sync"]["sources"][name]
+        typer.echo(f"  sync:        {sync['state']}" + (f" ({sync['reason']})" if sync["reason"] else ""))
         typer.echo(f"  watermark:   {src['watermark'] or '(none yet)'}")
         typer.echo(f"  quarantine:  {src['quarantine_open']} open"
                    + (f" ({', '.join(f'{k} {v}' for k, v in sorted(src['quarantine_by_reason'].items()))})"
@@ -110,7 +111,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         typer.echo("  last run:    (none yet)" if run is None else "  last run:    " + _run_text(run).replace("\n", "\n  "))
     pending = doc["outbox_pending"]
     typer.echo(f"\noutbox pending: {', '.join(f'{k} {v}' for k, v in pending.items()) or 'nothing'}")
-    for name, tgt in doc["targets"].items():
+    for name, tgt in doc["sync"]["targets"].items():
         typer.echo(f"target {name:<9} {tgt['state']}" + (f" ({tgt['reason']})" if tgt["reason"] else ""))
     typer.echo(f"\nopen issues: {len(doc['issues']) or 'none'}")
     for issue in doc["issues"]:

@@ -34,11 +34,10 @@ def status(settings: Settings) -> dict:
             }
         out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
             Outbox.status == "pending").group_by(Outbox.target)).all())
-    # Sync state and open issues (hiresync.sync_status): `state` above stays the operational state.
+    # Sync state per source and target and the open issues (hiresync.sync_status), beside the keys
+    # above (`sources.<name>.state` stays the operational state: active, frozen, paused).
     sync = sync_status(settings)
-    for name, src in sync["sources"].items():
-        out["sources"][name].update(sync_state=src["state"], sync_reason=src["reason"], issues=src["issues"])
-    out["targets"], out["issues"] = sync["targets"], sync["issues"]
+    out["sync"], out["issues"] = {"sources": sync["sources"], "targets": sync["targets"]}, sync["issues"]
     return out
 
 

@@ -14,12 +14,13 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from hiresync import jsonfast, identifiers
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
     AuditEvent, Candidate, CandidateVendorId, DimensionScore, InterviewResult, Outbox, RawPayload, RecordLineage,
+    StatusEvent,
 )
 from hiresync.hub.store import transaction
 from hiresync.pii import Keyring, mask_national_id
@@ -93,6 +94,8 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
         # Snapshots of what was sent carry the person's data; unsent ones must never go out now.
         s.execute(delete(Outbox).where(Outbox.result_id.in_(ids)))
         s.execute(delete(DimensionScore).where(DimensionScore.result_id.in_(ids)))
+        # The workflow history is about this person too (and references the rows that go).
+        s.execute(delete(StatusEvent).where(or_(StatusEvent.result_id.in_(ids), StatusEvent.candidate_id == cand.id)))
         s.execute(delete(InterviewResult).where(InterviewResult.id.in_(ids)))
         s.execute(delete(CandidateVendorId).where(CandidateVendorId.candidate_id == cand.id))
         s.delete(cand)
