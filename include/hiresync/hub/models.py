@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 
 class UTCDateTime(TypeDecorator):
-    impl = DateTime
+    # MySQL/MariaDB DATETIME keeps whole seconds unless asked for more: two runs started within one
+    # second would tie, and "the last run" would be a coin toss.
+    impl = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
