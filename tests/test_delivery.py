@@ -91,3 +91,30 @@ def test_an_older_version_arriving_late_does_not_overwrite_the_ehr(sqlite_settin
         versions = dict(conn.execute(select(ehr_interview_results.c.result_key, ehr_interview_results.c.hub_version)
                                      .where(ehr_interview_results.c.result_key.in_([f"aiview:{k}" for k in changed]))).all())
     assert set(versions.values()) == {2}
+
+
+def test_two_relays_writing_one_candidate_at_once_both_succeed(sqlite_settings, aiview, monkeypatch):
+    """The insert that loses the race to another relay is retried as an update, not failed."""
+    from sqlalchemy.exc import IntegrityError
+
+    monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
+    run_source("aiview", sqlite_settings)
+    target = ehr_sql.EhrSqlTarget(sqlite_settings.ehr_url, engine=engine_for(sqlite_settings.ehr_url))
+    keys = Keyring.load(sqlite_settings.key_file)
+    with transaction(sqlite_settings.hub_url) as s:
+        rows = s.execute(select(Outbox.idempotency_key, Outbox.payload_enc).order_by(Outbox.id).limit(5)).all()
+    payloads = [(k, json.loads(keys.decrypt(p, f"outbox:ehr:{k}"))) for k, p in rows]
+
+    real = ehr_sql.EhrSqlTarget._upsert
+    calls = []
+
+    def racing(self, items):
+        calls.append(1)
+        if len(calls) == 1:  # another relay commits the same rows between our read and our insert
+            real(self, items)
+            raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+        real(self, items)
+
+    monkeypatch.setattr(ehr_sql.EhrSqlTarget, "_upsert", racing)
+    target.upsert(payloads)
+    assert len(calls) == 2 and ehr_rows(sqlite_settings) == 5

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column, DateTime, Integer, MetaData, Numeric, String, Table, Text, bindparam, create_engine, delete, insert, select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
 
@@ -71,7 +72,16 @@ class EhrSqlTarget:
             conn.execute(delete(ehr_candidates).where(ehr_candidates.c.candidate_key == candidate_key))
 
     def upsert(self, payloads: list[tuple[str, dict]]) -> None:
-        """(idempotency key, payload) pairs, in one EHR transaction."""
+        """(idempotency key, payload) pairs, in one EHR transaction.
+
+        Two relays (two sources' deliver tasks) can write the same candidate at once: the one whose
+        insert loses the race sees the other's row on a second try and updates it instead."""
+        try:
+            self._upsert(payloads)
+        except IntegrityError:
+            self._upsert(payloads)
+
+    def _upsert(self, payloads: list[tuple[str, dict]]) -> None:
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         with self.engine.begin() as conn:
             cand_rows = {p["candidate"]["candidate_key"]: _candidate_row(p["candidate"], now) for _, p in payloads}
