@@ -20,16 +20,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 
 from connectors.kinds import load_profile
 from connectors.webhook.profile import WebhookProfile
 from connectors.webhook.signature import Rejected, verify
 from hiresync import inbox
+from hiresync.background_server import BackgroundServer
 from hiresync.connections import get_connection
 from hiresync.errors import HireSyncError
 from hiresync.hub.store import transaction
@@ -74,7 +74,7 @@ def webhook_endpoints(settings: Settings, only: list[str] | None = None) -> dict
     return out
 
 
-class WebhookReceiver:
+class WebhookReceiver(BackgroundServer):
     """`start()` serves on host:port (0: any free port) in a background thread; `serve_forever()`
     in the foreground. `counts` says how many deliveries were stored, duplicate or rejected."""
 
@@ -86,51 +86,15 @@ class WebhookReceiver:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._address = (host, port)
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> str:
-        if self._httpd is None:
-            handler = type("Handler", (_Handler,), {"receiver": self})
-            self._httpd = _Server(self._address, handler)
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name="webhook-receiver", daemon=True)
-            self._thread.start()
-        return self.url
+    # -- lifecycle (start, stop, serve_forever, url, with: BackgroundServer) --------------------
+    not_started = "receiver not started"
 
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def serve_forever(self) -> None:
-        self.start()
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("receiver not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+    def _make_server(self) -> ThreadingHTTPServer:
+        return _Server(self._address, type("Handler", (_Handler,), {"receiver": self}))
 
     def url_for(self, source: str) -> str:
         return f"{self.url}{PATH_PREFIX}{source}"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- one delivery ---------------------------------------------------------------------------
     def receive(self, path: str, headers: Any, body: bytes) -> tuple[int, dict]:

@@ -13,8 +13,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from hiresync.background_server import BackgroundServer
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -106,7 +108,7 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
-class SimServer:
+class SimServer(BackgroundServer):
     """Threaded HTTP server on 127.0.0.1. Subclasses override ``handle``.
 
     Fault knobs (safe to flip from a test while requests are in flight):
@@ -121,55 +123,17 @@ class SimServer:
         self._port = port
         self._counts: Counter[str] = Counter()
         self._counts_lock = threading.Lock()
-        self._httpd: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # -- subclass API -----------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         return error_response(404, "not_found")
 
-    # -- lifecycle --------------------------------------------------------------------------
-    def start(self) -> str:
-        if self._httpd is None:
-            handler = type("Handler", (_Handler,), {"sim": self})
-            self._httpd = _Server(("127.0.0.1", self._port), handler)
-            self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                            kwargs={"poll_interval": 0.05},
-                                            name=f"{type(self).__name__}-server", daemon=True)
-            self._thread.start()
-        return self.url
+    # -- lifecycle (start, stop, serve_forever, url, with: BackgroundServer) --------------------
+    poll_interval = 0.05
+    not_started = "simulator not started"
 
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-            self._thread = None
-
-    def serve_forever(self) -> None:
-        """Foreground mode for ``python -m``: block until Ctrl-C."""
-        self.start()
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("simulator not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _make_server(self) -> ThreadingHTTPServer:
+        return _Server(("127.0.0.1", self._port), type("Handler", (_Handler,), {"sim": self}))
 
     # -- fault knobs ------------------------------------------------------------------------
     @property
