@@ -36,9 +36,9 @@ def worker(args) -> dict:
         if args.mode == "baseline":
             return {"seconds": _pull_only(sim), "stages": {}, "pulled": len(sim)}
         from hiresync.hub.store import migrate
-        from hiresync.pii import Keyring
+        from hiresync.privacy.pii import Keyring
         from hiresync.pipeline.runner import run_source
-        from hiresync.settings import Settings
+        from hiresync.config.settings import Settings
 
         settings = Settings.from_env()
         Keyring.generate(settings.key_file)
@@ -61,8 +61,8 @@ def worker(args) -> dict:
 def _pull_only(sim) -> float:
     from connectors.rest.profile import RestProfile
     from connectors.rest.source import RestSource
-    from hiresync.connections import get_connection
-    from hiresync.settings import Settings
+    from hiresync.config.connections import get_connection
+    from hiresync.config.settings import Settings
 
     profile = RestProfile.load(Settings.from_env().home / "connectors/profiles/aiview.yaml")
     source = RestSource(profile, get_connection(profile.connection))

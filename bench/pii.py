@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hiresync import pii
+from hiresync.privacy import pii
 from simulators.aiview import AIViewSimulator
 
 

@@ -37,9 +37,9 @@ def run_relay(count: int, batch: int) -> float:
 
     from hiresync.hub.models import Outbox
     from hiresync.hub.store import migrate, transaction
-    from hiresync.outbox import relay
-    from hiresync.pii import Keyring
-    from hiresync.settings import Settings
+    from hiresync.delivery.outbox import relay
+    from hiresync.privacy.pii import Keyring
+    from hiresync.config.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp, GroupHRSimulator() as sim:
         os.environ.update({"HIRESYNC_VAR": tmp, "HIRESYNC_HUB_URL": f"sqlite:///{tmp}/hub.db",

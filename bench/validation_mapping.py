@@ -3,7 +3,7 @@
 In one process, no database, no HTTP: the stages the pipeline runs between extract and load.
   parse       json.loads of every payload (the baseline: the least any stage must do)
   map         MappingSpec.map, payload -> canonical record (normalisers, masks on errors)
-  raw suite   frame of raw values + the GX suite over the raw batch (pipeline/validate.py)
+  raw suite   frame of raw values + the GX suite over the raw batch (contract/raw_suite.py)
   canonical   frame of canonical values + the canonical GX suite (canonical_suite.py)
 Each figure is the median of --repeat runs, in records per second, with its ratio to the baseline.
 GX's one-off import and context set-up are paid in a warm-up, not counted.
@@ -45,10 +45,10 @@ def main() -> None:
 
     import pandas as pd
 
-    from hiresync import canonical_suite
-    from hiresync.mapping import MappingSpec
-    from hiresync.pipeline.validate import KEY, ROW, checks_for, frame_rows
-    from hiresync.validation import validate_frame
+    from hiresync.contract import canonical_suite
+    from hiresync.mapping.spec import MappingSpec
+    from hiresync.contract.raw_suite import KEY, ROW, checks_for, frame_rows
+    from hiresync.contract.gx import validate_frame
 
     spec = MappingSpec.load(REPO / "mappings/aiview.yaml")
     print(f"generating {args.count:,} AIView payloads ...", flush=True)

@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HIRESYNC_VAR"] = str(var)
     os.environ["HIRESYNC_HUB_URL"] = args.hub_url or f"sqlite:///{var / 'hub.db'}"
     from hiresync.hub.store import migrate
-    from hiresync.pii import Keyring
-    from hiresync.settings import Settings
-    from hiresync.webhook import WebhookReceiver
+    from hiresync.privacy.pii import Keyring
+    from hiresync.config.settings import Settings
+    from hiresync.ingest.webhook import WebhookReceiver
     from simulators.kuaipin import KuaiPinSimulator
 
     settings = Settings.from_env()

@@ -10,7 +10,7 @@ import yaml
 from connectors.files.profile import FileDropProfile
 from connectors.rest.profile import RestProfile
 from connectors.webhook.profile import WebhookProfile
-from hiresync.config_files import load_yaml_checked
+from hiresync.config.files import load_yaml_checked
 from hiresync.errors import ConfigError
 
 Profile = Union[RestProfile, WebhookProfile, FileDropProfile]

@@ -9,7 +9,7 @@ from airflow.sdk import dag, task
 
 def _alert(context) -> None:
     """on_failure_callback: e-mail and chat alert (policy.yaml `alerts:`); never raises."""
-    from hiresync.alerts import on_failure
+    from hiresync.monitor.alerts import on_failure
 
     on_failure(context)
 
@@ -28,8 +28,8 @@ def _alert(context) -> None:
 def housekeeping():
     @task
     def retention_purge() -> dict:
-        from hiresync.retention import purge
-        from hiresync.settings import Settings
+        from hiresync.privacy.retention import purge
+        from hiresync.config.settings import Settings
 
         return purge(Settings.from_env(), actor="airflow")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml  # Airflow itself depends on PyYAML; cheap at parse time
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from hiresync.lineage.datasets import airflow_lineage  # names only: stdlib, PyYAML, SQLAlchemy's URL
+from hiresync.audit.datasets import airflow_lineage  # names only: stdlib, PyYAML, SQLAlchemy's URL
 
 HOME = Path(os.environ.get("HIRESYNC_HOME", Path(__file__).resolve().parents[1]))
 SOURCES_FILE = Path(os.environ.get("HIRESYNC_SOURCES", HOME / "sources.yaml"))
@@ -33,7 +33,7 @@ def _step(source: str, step: str) -> dict:
 
 def _alert(context) -> None:
     """on_failure_callback: e-mail and chat alert (policy.yaml `alerts:`); never raises."""
-    from hiresync.alerts import on_failure
+    from hiresync.monitor.alerts import on_failure
 
     on_failure(context)
 

@@ -26,8 +26,8 @@ from airflow.sdk import dag, task
 def workflow():
     @task
     def pull_status_changes() -> dict:
-        from hiresync.settings import Settings
-        from hiresync.workflow import pull
+        from hiresync.config.settings import Settings
+        from hiresync.delivery.workflow import pull
 
         return pull(Settings.from_env(), "grouphr")  # counts only: no personal data in XCom
 

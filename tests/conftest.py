@@ -95,8 +95,8 @@ def hub_url(hub_database):
 @pytest.fixture
 def settings(hub_url, tmp_path, monkeypatch):
     """Settings for one test: its own var dir, EHR file and key; the repo's sources and profiles."""
-    from hiresync.pii import Keyring
-    from hiresync.settings import Settings
+    from hiresync.privacy.pii import Keyring
+    from hiresync.config.settings import Settings
 
     var = tmp_path / "var"
     monkeypatch.setenv("HIRESYNC_HOME", str(REPO))
@@ -113,8 +113,8 @@ def settings(hub_url, tmp_path, monkeypatch):
 def sqlite_settings(tmp_path, monkeypatch):
     """Like `settings` but always on a fresh embedded SQLite hub (for tests that are not about the DB)."""
     from hiresync.hub.store import migrate
-    from hiresync.pii import Keyring
-    from hiresync.settings import Settings
+    from hiresync.privacy.pii import Keyring
+    from hiresync.config.settings import Settings
 
     var = tmp_path / "var"
     monkeypatch.setenv("HIRESYNC_HOME", str(REPO))

@@ -1,4 +1,4 @@
-"""Failure alerts (hiresync.alerts) to a real chat webhook receiver and a real SMTP server on
+"""Failure alerts (hiresync.monitor.alerts) to a real chat webhook receiver and a real SMTP server on
 loopback; a failing DAG run alerts through its on_failure_callback."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import logging
 
 import pytest
 
-from hiresync.alerts import AlertConfig, failure_alert, load_alert_config, on_failure, send
+from hiresync.monitor.alerts import AlertConfig, failure_alert, load_alert_config, on_failure, send
 from hiresync.errors import ConfigError
 from hiresync.pipeline.runner import run_source
-from hiresync.settings import Settings
-from hiresync.sync_status import sync_status
+from hiresync.config.settings import Settings
+from hiresync.monitor.sync_status import sync_status
 from simulators.alerting import ChatWebhookSimulator, SmtpSink
 from tests.helpers import REPO, connect, leaks, personal_values
 
@@ -102,12 +102,12 @@ def test_a_failing_channel_neither_raises_nor_stops_the_other_nor_logs_a_secret(
         chat_connection(monkeypatch, sim)
         sim.reject = True
         email = {"host": "127.0.0.1", "port": sink.port, "from": "a@example.com", "to": ["b@example.com"]}
-        with caplog.at_level(logging.WARNING, logger="hiresync.alerts"):
+        with caplog.at_level(logging.WARNING, logger="hiresync.monitor.alerts"):
             out = send(alert, AlertConfig(email=email, chat={"flavour": "wecom", "connection": "hiresync_alert_chat"}))
         assert out == {"email": "sent", "chat": "chat (wecom): HTTP 200, code 310000"} and len(sink.mails) == 1
         hook = sim.hook_url
     # The robot is gone: a connection error names the channel, not the URL that carries the token.
-    with caplog.at_level(logging.WARNING, logger="hiresync.alerts"):
+    with caplog.at_level(logging.WARNING, logger="hiresync.monitor.alerts"):
         out = send(alert, AlertConfig(chat={"flavour": "wecom", "connection": "hiresync_alert_chat"}))
     assert out["chat"].startswith("chat (wecom): cannot reach the webhook (ConnectionError")
     assert "wecom-key-secret" not in caplog.text and hook not in caplog.text and SIGNING_SECRET not in caplog.text

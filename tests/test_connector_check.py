@@ -86,7 +86,7 @@ def test_an_unknown_source_or_broken_profile_is_one_failed_check(sqlite_settings
 
 
 def test_non_rest_sources_are_skipped_with_a_reason(sqlite_settings):
-    from hiresync.connector_check import check_source, passed
+    from hiresync.tools.connector_check import check_source, passed
 
     checks = check_source("dept_reinterview", sqlite_settings)
     assert [c.status for c in checks] == ["skip"] and "file_drop" in checks[0].detail

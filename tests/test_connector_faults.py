@@ -24,7 +24,7 @@ from connectors.targets.ehr_sql import ehr_interview_results
 from hiresync.hub.models import InterviewResult, Outbox, RecordLineage, Run, Watermark
 from hiresync.hub.store import engine_for, transaction
 from hiresync.pipeline.runner import run_source
-from hiresync.settings import Settings
+from hiresync.config.settings import Settings
 from simulators.aiview import AIViewSimulator
 from simulators.zhiping import LIST_PATH, ZhiPingSimulator
 from tests.helpers import REPO, connect

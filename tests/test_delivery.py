@@ -13,8 +13,8 @@ from connectors.targets.ehr_sql import ehr_interview_results
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox
 from hiresync.hub.store import engine_for, transaction
-from hiresync.outbox import relay
-from hiresync.pii import Keyring
+from hiresync.delivery.outbox import relay
+from hiresync.privacy.pii import Keyring
 from hiresync.pipeline import runner
 from hiresync.pipeline.runner import run_source
 

@@ -15,13 +15,13 @@ from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from connectors.targets.ehr_sql import ehr_candidates
-from hiresync import outbox as outbox_mod
+from hiresync.delivery import outbox as outbox_mod
 from hiresync.cli import app
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox
 from hiresync.hub.store import engine_for, transaction
-from hiresync.outbox import relay
-from hiresync.pii import Keyring, mask_national_id
+from hiresync.delivery.outbox import relay
+from hiresync.privacy.pii import Keyring, mask_national_id
 from hiresync.pipeline import runner
 from hiresync.pipeline.runner import run_source
 from simulators.hrtargets import GroupHRSimulator, HRCloudSimulator
@@ -42,7 +42,7 @@ def targets(settings, aiview, monkeypatch, tmp_path):
     with GroupHRSimulator() as grouphr, HRCloudSimulator() as hrcloud:
         connect(monkeypatch, grouphr, "hiresync_grouphr")
         connect(monkeypatch, hrcloud, "hiresync_hrcloud")
-        from hiresync.settings import Settings
+        from hiresync.config.settings import Settings
 
         yield Settings.from_env(), grouphr, hrcloud
     outbox_mod.CIRCUITS.clear()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from hiresync.cli import app
-from hiresync.drift import SchemaDrift, SourceFrozen
+from hiresync.contract.drift import SchemaDrift, SourceFrozen
 from hiresync.hub.models import InterviewResult, Quarantine, RawPayload, Run, SourceState, Watermark
 from hiresync.hub.store import transaction
 from hiresync.pipeline.runner import run_source
@@ -119,7 +119,7 @@ def test_the_threshold_is_configurable_per_source(settings, monkeypatch, tmp_pat
 
 def test_a_bad_drift_threshold_is_a_config_error(sqlite_settings, tmp_path):
     from hiresync.errors import ConfigError
-    from hiresync.sources import load_sources
+    from hiresync.config.sources import load_sources
 
     with pytest.raises(ConfigError, match=r"sources\.aiview\.drift_threshold"):
         load_sources(replace(sqlite_settings, sources_file=_sources_with(tmp_path, drift_threshold=20)))

@@ -39,7 +39,7 @@ def drop(settings, tmp_path, monkeypatch):
         SOURCE: {"profile": str(profile), "mapping": str(REPO / "mappings/dept_reinterview.yaml")},
     }}), encoding="utf-8")
     monkeypatch.setenv("HIRESYNC_SOURCES", str(sources))
-    from hiresync.settings import Settings
+    from hiresync.config.settings import Settings
 
     return Settings.from_env(), folder
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hiresync import identifiers, pii
+from hiresync.privacy import identifiers
+from hiresync.privacy import pii
 from hiresync.errors import KeyMaterialError
 
 

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from hiresync import identifiers
+from hiresync.privacy import identifiers
 from hiresync.cli import app
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Candidate, IdentityReview, InterviewResult, Quarantine, Run
 from hiresync.hub.store import transaction
-from hiresync.identity import list_reviews, resolve_review
+from hiresync.load.identity import list_reviews, resolve_review
 from hiresync.pipeline.context import RunContext
 from hiresync.pipeline.extract import payload_hash
 from hiresync.pipeline.load import load

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 from hiresync.cli import app
 from hiresync.hub.models import Candidate, InterviewResult, Outbox, RawPayload
 from hiresync.hub.store import transaction
-from hiresync.keys import rotate, status
-from hiresync.pii import Keyring
+from hiresync.privacy.keys import rotate, status
+from hiresync.privacy.pii import Keyring
 from hiresync.pipeline.runner import run_source
 
 

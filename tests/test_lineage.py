@@ -63,7 +63,7 @@ def test_every_event_of_an_airflow_run_is_valid_names_its_datasets_and_leaks_not
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
-    from hiresync.lineage.datasets import hub, sql_table, vendor_endpoint
+    from hiresync.audit.datasets import hub, sql_table, vendor_endpoint
 
     lineage_file = Path(json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"])
     offset = lineage_file.stat().st_size if lineage_file.exists() else 0

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from hiresync.errors import ConfigError
-from hiresync.mapping import MappingSpec, normalise_score, FieldError
+from hiresync.mapping.spec import MappingSpec, normalise_score, FieldError
 
 REPO_MAPPING = "mappings/aiview.yaml"
 
@@ -91,7 +91,7 @@ def test_a_broken_mapping_is_refused_naming_file_and_key(tmp_path):
 def test_a_candidate_under_16_is_refused_with_reason_minor(spec):
     from datetime import date
 
-    from hiresync import identifiers
+    from hiresync.privacy import identifiers
 
     today = date.today()
     first17 = f"110105{today.year - 15}0101002"  # fifteen this year
@@ -106,7 +106,7 @@ def test_a_candidate_under_16_is_refused_with_reason_minor(spec):
 def test_age_is_counted_in_whole_years():
     from datetime import date
 
-    from hiresync.identifiers import age_on
+    from hiresync.privacy.identifiers import age_on
 
     assert age_on("11010519491231002X", date(2026, 12, 30)) == 76
     assert age_on("11010519491231002X", date(2026, 12, 31)) == 77

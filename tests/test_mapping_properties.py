@@ -7,7 +7,7 @@ import copy
 
 from hypothesis import example, given, settings, strategies as st
 
-from hiresync.mapping import FieldError, MappingSpec, normalise_score, parse_datetime
+from hiresync.mapping.spec import FieldError, MappingSpec, normalise_score, parse_datetime
 from tests.test_mapping import PAYLOAD
 
 SPEC = MappingSpec.load("mappings/aiview.yaml")

@@ -203,7 +203,7 @@ def test_broken_profile_names_file_and_key(settings, aiview, tmp_path, monkeypat
     sources = tmp_path / "sources.yaml"
     sources.write_text(f"sources:\n  aiview:\n    profile: {profile}\n    mapping: mappings/aiview.yaml\n")
     monkeypatch.setenv("HIRESYNC_SOURCES", str(sources))
-    from hiresync.settings import Settings
+    from hiresync.config.settings import Settings
 
     with pytest.raises(ConfigError) as err:
         run_source("aiview", Settings.from_env(), run_id="broken")
@@ -225,7 +225,7 @@ def test_missing_key_stops_before_anything_is_touched(settings, aiview):
 
 
 def test_wrong_key_cannot_read_what_another_key_wrote(settings, aiview):
-    from hiresync.pii import Keyring
+    from hiresync.privacy.pii import Keyring
 
     run_source("aiview", settings)
     settings.key_file.unlink()

@@ -14,7 +14,7 @@ from hiresync.cli import app
 from hiresync.hub.models import InterviewResult, Quarantine, RecordLineage, Run, Watermark
 from hiresync.hub.store import transaction
 from hiresync.pipeline.runner import run_source
-from hiresync.quarantine import listing, replay
+from hiresync.tools.quarantine import listing, replay
 from tests.helpers import REPO, leaks, personal_values
 
 runner = CliRunner()

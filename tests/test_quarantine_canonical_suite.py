@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 import yaml
 from sqlalchemy import select
 
-from hiresync.canonical_suite import validate_records
+from hiresync.contract.canonical_suite import validate_records
 from hiresync.hub.models import InterviewResult, Quarantine
 from hiresync.hub.store import transaction
-from hiresync.mapping import MappingSpec
+from hiresync.mapping.spec import MappingSpec
 from hiresync.pipeline.runner import run_source
 from simulators.aiview import AIViewSimulator
 from tests.helpers import REPO, connect

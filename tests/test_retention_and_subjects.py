@@ -14,10 +14,10 @@ from hiresync.hub.models import (
     AuditEvent, Candidate, InterviewResult, Outbox, Quarantine, RawPayload, RecordLineage,
 )
 from hiresync.hub.store import engine_for, transaction
-from hiresync.outbox import relay
-from hiresync.pii import Keyring, mask_national_id
+from hiresync.delivery.outbox import relay
+from hiresync.privacy.pii import Keyring, mask_national_id
 from hiresync.pipeline.runner import run_source
-from hiresync.retention import purge
+from hiresync.privacy.retention import purge
 
 
 def count(settings, model, *where) -> int:
@@ -51,7 +51,7 @@ def test_an_open_quarantine_keeps_its_payload_until_the_quarantine_expires(sqlit
     policy = tmp_path / "policy.yaml"
     policy.write_text("retention: {raw_payloads_days: 10, video_links_days: 90, quarantine_days: 60}\n")
     monkeypatch.setenv("HIRESYNC_POLICY", str(policy))
-    from hiresync.settings import Settings
+    from hiresync.config.settings import Settings
 
     settings = Settings.from_env()
     summary = run_source("aiview", settings)

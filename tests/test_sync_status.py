@@ -1,4 +1,4 @@
-"""Sync state and open issues per source and target (hiresync.sync_status), derived from the hub as
+"""Sync state and open issues per source and target (hiresync.monitor.sync_status), derived from the hub as
 it is: each issue appears with its cause and goes away with it. Real simulators, real hubs."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import pytest
 from typer.testing import CliRunner
 
 from connectors.errors import SourceAuthError
-from hiresync import outbox as outbox_mod
+from hiresync.delivery import outbox as outbox_mod
 from hiresync.cli import app
 from hiresync.hub.models import Run, SourceState
 from hiresync.hub.store import transaction
-from hiresync.outbox import relay
-from hiresync.outbox_admin import retry
-from hiresync.pii import Keyring
+from hiresync.delivery.outbox import relay
+from hiresync.delivery.outbox_admin import retry
+from hiresync.privacy.pii import Keyring
 from hiresync.pipeline import runner
 from hiresync.pipeline.runner import run_source
-from hiresync.sync_status import Thresholds, sync_status
+from hiresync.monitor.sync_status import Thresholds, sync_status
 from simulators.hrtargets import GroupHRSimulator
 from tests.helpers import connect, leaks, personal_values
 
@@ -66,7 +66,7 @@ def test_dead_letters_are_repeated_refusals_until_retried_and_sent(settings, aiv
                        "targets: [ehr, grouphr]}\n")
     monkeypatch.setenv("HIRESYNC_SOURCES", str(sources))
     outbox_mod.CIRCUITS.clear()
-    from hiresync.settings import Settings
+    from hiresync.config.settings import Settings
 
     settings = Settings.from_env()
     keys = Keyring.load(settings.key_file)
@@ -161,15 +161,15 @@ def test_states_syncing_failed_and_paused(settings, monkeypatch, tmp_path):
     sources.write_text("sources:\n  kuaipin: {profile: connectors/profiles/aiview.yaml, mapping: mappings/aiview.yaml, "
                        "paused: true}\n")
     monkeypatch.setenv("HIRESYNC_SOURCES", str(sources))
-    from hiresync.settings import Settings
+    from hiresync.config.settings import Settings
 
     assert sync_status(Settings.from_env())["sources"]["kuaipin"]["state"] == "paused"
 
 
 def test_monitor_thresholds_are_schema_checked(settings, tmp_path, monkeypatch):
     from hiresync.errors import ConfigError
-    from hiresync.settings import Settings
-    from hiresync.sync_status import load_thresholds
+    from hiresync.config.settings import Settings
+    from hiresync.monitor.sync_status import load_thresholds
 
     policy = tmp_path / "policy.yaml"
     policy.write_text("monitor: {outbox_pending_max: 5, outbox_oldest_minute: 3}\n")

@@ -1,4 +1,4 @@
-"""hiresync.validation and hiresync.expectations against real Great Expectations (no mocks).
+"""hiresync.contract.gx and hiresync.contract.expectations against real Great Expectations (no mocks).
 
 GX is imported once per process: validation caches its context, and the module-scoped ``gx``
 fixture makes the first test pay the ~3 s import instead of timing it into a random test.
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiresync import validation
-from hiresync.identifiers import id_check_char
-from hiresync.validation import Check, CheckExecutionError, Failure, validate_frame
+from hiresync.contract import gx as validation
+from hiresync.privacy.identifiers import id_check_char
+from hiresync.contract.gx import Check, CheckExecutionError, Failure, validate_frame
 
 KEY = "vendor.result_id"  # dotted on purpose: the pipeline's column names contain dots
 INCLUDE = Path(__file__).resolve().parents[1] / "include"
@@ -410,7 +410,7 @@ def test_context_is_built_once_per_process(gx, frame):
 
 def test_importing_validation_does_not_import_great_expectations():
     code = (
-        "import sys, hiresync.validation; "
-        "sys.exit('great_expectations' in sys.modules or 'hiresync.expectations' in sys.modules)"
+        "import sys, hiresync.contract.gx; "
+        "sys.exit('great_expectations' in sys.modules or 'hiresync.contract.expectations' in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(INCLUDE)})

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 
 from bench.webhook_load import run_load
 from connectors.webhook.signature import Rejected, verify
-from hiresync import inbox
+from hiresync.ingest import inbox
 from hiresync.errors import ConfigError
 from hiresync.hub.models import InboxDelivery, InterviewResult, RecordLineage, Run, Watermark
 from hiresync.hub.store import transaction
-from hiresync.pii import Keyring
+from hiresync.privacy.pii import Keyring
 from hiresync.pipeline import load as load_module
 from hiresync.pipeline.runner import run_source
 from simulators.kuaipin import REPLAY_PATH, KuaiPinSimulator, encode, signature
@@ -43,7 +43,7 @@ def kuaipin(monkeypatch):
 
 @pytest.fixture
 def receiver(settings, kuaipin):
-    from hiresync.webhook import WebhookReceiver
+    from hiresync.ingest.webhook import WebhookReceiver
 
     with WebhookReceiver(settings, [SOURCE]) as r:
         yield r

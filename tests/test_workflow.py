@@ -12,17 +12,17 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from hiresync import outbox as outbox_mod
+from hiresync.delivery import outbox as outbox_mod
 from hiresync.cli import app
 from hiresync.errors import ConfigError
 from hiresync.hub.models import InterviewResult, Outbox, StatusEvent
 from hiresync.hub.store import transaction
-from hiresync.outbox import relay
-from hiresync.outbox_admin import replay
-from hiresync.pii import Keyring
+from hiresync.delivery.outbox import relay
+from hiresync.delivery.outbox_admin import replay
+from hiresync.privacy.pii import Keyring
 from hiresync.pipeline.runner import run_source
-from hiresync.settings import Settings
-from hiresync.workflow import load_workflow, pull
+from hiresync.config.settings import Settings
+from hiresync.delivery.workflow import load_workflow, pull
 from simulators.hrtargets import GroupHRSimulator
 from tests.helpers import REPO, connect, leaks, personal_values
 

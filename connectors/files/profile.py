@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hiresync.config_files import load_yaml_checked
+from hiresync.config.files import load_yaml_checked
 
 SCHEMA = {
     "type": "object",

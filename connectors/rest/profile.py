@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.rest.incremental import NAMED_FORMATS
-from hiresync.config_files import load_yaml_checked
+from hiresync.config.files import load_yaml_checked
 from hiresync.errors import ConfigError
 
 

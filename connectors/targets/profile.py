@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connectors.rest.profile import AUTH
-from hiresync.config_files import load_yaml_checked
+from hiresync.config.files import load_yaml_checked
 from hiresync.errors import ConfigError
 
 _STR, _POS_INT = {"type": "string", "minLength": 1}, {"type": "integer", "minimum": 1}

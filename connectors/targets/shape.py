@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hiresync.config_files import load_yaml_checked
+from hiresync.config.files import load_yaml_checked
 
 _SCALAR = {"type": ["string", "integer", "number", "boolean", "null"]}
 SCHEMA = {

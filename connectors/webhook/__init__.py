@@ -1,1 +1,1 @@
-"""Push vendors: signed webhook deliveries (profile and signature check); the receiver is hiresync.webhook."""
+"""Push vendors: signed webhook deliveries (profile and signature check); the receiver is hiresync.ingest.webhook."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.rest.profile import RestProfile
-from hiresync.config_files import load_yaml_checked
+from hiresync.config.files import load_yaml_checked
 from hiresync.errors import ConfigError
 
 _HEADER = {"type": "string", "pattern": r"^[A-Za-z0-9-]+$"}

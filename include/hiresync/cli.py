@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from hiresync.settings import Settings, safe_url
+from hiresync.config.settings import Settings, safe_url
 
 # Rich tracebacks would print local variables, which can hold personal data: plain tracebacks only.
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -56,7 +56,7 @@ def _guarded(fn):
 def init() -> None:
     """Create the local encryption key (if none) and bring the hub database schema up to date."""
     from hiresync.hub.store import migrate
-    from hiresync.pii import Keyring
+    from hiresync.privacy.pii import Keyring
 
     settings = Settings.from_env()
     if settings.key_file.exists() or _env_keys():
@@ -89,7 +89,7 @@ def sync(source: str = typer.Argument(..., help="source name from sources.yaml")
 @_guarded
 def status(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Per source: the last run and its counts, the watermark, the quarantine; pending deliveries."""
-    from hiresync.status import status as collect
+    from hiresync.monitor.status import status as collect
 
     settings = _hub_settings()
     doc = collect(settings)
@@ -122,8 +122,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
 @_guarded
 def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
     """Relay pending outbox rows to one target (also done at the end of every sync)."""
-    from hiresync.outbox import relay
-    from hiresync.keys import hub_keys
+    from hiresync.delivery.outbox import relay
+    from hiresync.privacy.keys import hub_keys
 
     settings = _hub_settings()
     n = relay(settings, hub_keys(settings), target)
@@ -135,7 +135,7 @@ def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
 def trace(record: str = typer.Argument(..., help='result key "vendor:id", vendor result id, or masked resident ID'),
           as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """The whole journey of a record: payload versions, validation, mapping rules, stored result, deliveries."""
-    from hiresync.lineage import trace as tracing
+    from hiresync.audit import trace as tracing
 
     _lineage_command(tracing.trace, tracing.render_text, record, as_json)
 
@@ -145,14 +145,14 @@ def trace(record: str = typer.Argument(..., help='result key "vendor:id", vendor
 def explain(record: str = typer.Argument(..., help='result key "vendor:id", vendor result id, or masked resident ID'),
             as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """How a result's pass/fail status and score were derived, and whether a person reviewed it."""
-    from hiresync.lineage import explain as explaining
+    from hiresync.audit import explain as explaining
 
     _lineage_command(explaining.explain, explaining.render_text, record, as_json)
 
 
 def _lineage_command(collect, render, record: str, as_json: bool) -> None:
-    from hiresync.lineage.trace import AmbiguousRecord
-    from hiresync.keys import hub_keys
+    from hiresync.audit.trace import AmbiguousRecord
+    from hiresync.privacy.keys import hub_keys
 
     settings = _hub_settings()
     try:
@@ -175,8 +175,8 @@ def keys_rotate(batch_size: int = typer.Option(500, help="rows per transaction")
                 new_key: bool = typer.Option(True, help="add a new key version to the local key file first "
                                                         "(with HIRESYNC_KEYS the secrets backend does that)")) -> None:
     """Re-encrypt and re-index the hub under the active key, in batches, while syncs keep running."""
-    from hiresync.keys import hub_keys, rotate
-    from hiresync.pii import Keyring
+    from hiresync.privacy.keys import hub_keys, rotate
+    from hiresync.privacy.pii import Keyring
 
     settings = _hub_settings()
     if new_key and not _env_keys():
@@ -191,8 +191,8 @@ def keys_rotate(batch_size: int = typer.Option(500, help="rows per transaction")
 @_guarded
 def keys_status() -> None:
     """Rows per key version: whether an older key can be retired."""
-    from hiresync.keys import status as key_status
-    from hiresync.keys import hub_keys
+    from hiresync.privacy.keys import status as key_status
+    from hiresync.privacy.keys import hub_keys
 
     settings = Settings.from_env()
     typer.echo(json.dumps(key_status(settings, hub_keys(settings)), indent=2))
@@ -208,7 +208,7 @@ app.add_typer(subject_app, name="subject")
 @_guarded
 def retention_purge() -> None:
     """Purge raw payloads, video links and quarantined records past their lifetime; tombstones stay."""
-    from hiresync.retention import purge
+    from hiresync.privacy.retention import purge
 
     settings = _hub_settings()
     done = purge(settings, actor="cli")
@@ -221,8 +221,8 @@ def subject_export(national_id: str = typer.Option(..., "--national-id", help="t
                    out: Path = typer.Option(..., "--out", help="file to write (created readable by you only)"),
                    operator: str = typer.Option(..., "--operator", help="who asks, for the audit trail")) -> None:
     """Write everything the hub holds on one person to a file, for an authorised operator."""
-    from hiresync.keys import hub_keys
-    from hiresync.subject import export
+    from hiresync.privacy.keys import hub_keys
+    from hiresync.privacy.subject import export
 
     settings = Settings.from_env()
     done = export(settings, hub_keys(settings), national_id, out, operator)
@@ -235,8 +235,8 @@ def subject_erase(national_id: str = typer.Option(..., "--national-id", help="th
                   operator: str = typer.Option(..., "--operator", help="who asks, for the audit trail"),
                   yes: bool = typer.Option(False, "--yes", help="do it (without it, nothing is erased)")) -> None:
     """Remove one person from the hub and queue deletion at every target; a tombstone stays."""
-    from hiresync.keys import hub_keys
-    from hiresync.subject import erase
+    from hiresync.privacy.keys import hub_keys
+    from hiresync.privacy.subject import erase
 
     if not yes:
         _fail(Exception("erasure cannot be undone: add --yes to go ahead"))
@@ -254,7 +254,7 @@ app.add_typer(identity_app, name="identity")
 @_guarded
 def identity_review(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Open identity conflicts (masked): same ID with another name, or one phone and email under two IDs."""
-    from hiresync.identity import list_reviews
+    from hiresync.load.identity import list_reviews
 
     settings = _hub_settings()
     reviews = list_reviews(settings)
@@ -275,7 +275,7 @@ def identity_resolve(review_id: int = typer.Argument(..., help="the review numbe
                                                       help="whether the result belongs to the existing candidate"),
                      operator: str = typer.Option(..., "--operator", help="who decides, for the audit trail")) -> None:
     """Record a person's decision; `hiresync quarantine replay` then loads the result accordingly."""
-    from hiresync.identity import resolve_review
+    from hiresync.load.identity import resolve_review
 
     done = resolve_review(Settings.from_env(), review_id, same_person, operator)
     typer.echo(f"review #{done['id']} resolved: {done['resolution']}; replay {done['source']}:{done['vendor_result_id']} "
@@ -295,7 +295,7 @@ app.add_typer(source_app, name="source")
 def mapping_test(mapping: Path = typer.Argument(..., help="mapping spec (YAML)"),
                  payloads: Path = typer.Argument(..., help="vendor payloads: JSON (object or list) or NDJSON")) -> None:
     """Map a payload file and print the canonical records (personal data masked) or the field-level errors."""
-    from hiresync.mapping_tools import try_mapping
+    from hiresync.mapping.tools import try_mapping
 
     results = try_mapping(mapping, payloads)
     for r in results:
@@ -313,7 +313,7 @@ def mapping_diff(mapping: Path = typer.Argument(..., help="the new mapping spec 
                  source: str = typer.Option(None, "--source", help="source whose stored payloads to compare"),
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Which stored records and fields the new mapping would change (values masked)."""
-    from hiresync.mapping_tools import diff_mapping
+    from hiresync.mapping.tools import diff_mapping
 
     doc = diff_mapping(Settings.from_env(), mapping, against, source)
     if as_json:
@@ -337,7 +337,7 @@ def quarantine_list(source: str = typer.Option(None, "--source"), reason: str = 
                     limit: int = typer.Option(100, "--limit", help="rows to show (counts cover all)"),
                     as_json: bool = typer.Option(False, "--json")) -> None:
     """Open quarantine rows (masked) with counts by reason."""
-    from hiresync.quarantine import listing
+    from hiresync.tools.quarantine import listing
 
     settings = _hub_settings()
     doc = listing(settings, source, reason, limit)
@@ -355,7 +355,7 @@ def quarantine_list(source: str = typer.Option(None, "--source"), reason: str = 
 def quarantine_replay(source: str = typer.Option(None, "--source"), reason: str = typer.Option(None, "--reason"),
                       as_json: bool = typer.Option(False, "--json")) -> None:
     """Re-run open quarantined payloads through the current mapping and the normal load path."""
-    from hiresync.quarantine import replay
+    from hiresync.tools.quarantine import replay
 
     settings = _hub_settings()
 
@@ -374,8 +374,8 @@ def quarantine_replay(source: str = typer.Option(None, "--source"), reason: str 
 @_guarded
 def source_unfreeze(source: str = typer.Argument(..., help="source name from sources.yaml")) -> None:
     """Let a source frozen by schema drift run again (its next run re-pulls the frozen batch)."""
-    from hiresync.drift import unfreeze
-    from hiresync.sources import get_source
+    from hiresync.contract.drift import unfreeze
+    from hiresync.config.sources import get_source
 
     settings = _hub_settings()
     get_source(settings, source)
@@ -392,7 +392,7 @@ def connector_check(source: str = typer.Argument(..., help="source name from sou
                     as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Credentials work, one page reads, the records map, a far-future watermark returns nothing,
     two reads agree. Reads only; exit code 1 if any check fails."""
-    from hiresync.connector_check import as_dicts, check_source, passed, render
+    from hiresync.tools.connector_check import as_dicts, check_source, passed, render
 
     checks = check_source(source, Settings.from_env())
     typer.echo(json.dumps({"source": source, "passed": passed(checks), "checks": as_dicts(checks)},
@@ -412,10 +412,10 @@ def webhook_serve(port: int = typer.Option(8090, "--port", help="TCP port (0: an
                                                    "kind: webhook source in sources.yaml")) -> None:
     """Serve POST /webhooks/<source>: verify the signature, store each delivery in the inbox once,
     then answer 2xx. Runs until Ctrl-C; the source's sync run drains the inbox."""
-    from hiresync.webhook import WebhookReceiver
+    from hiresync.ingest.webhook import WebhookReceiver
 
     settings = _hub_settings()
-    logging.getLogger("hiresync.webhook").setLevel(logging.INFO)
+    logging.getLogger("hiresync.ingest.webhook").setLevel(logging.INFO)
     receiver = WebhookReceiver(settings, source or None, host=host, port=port)
     receiver.start()
     for name in receiver.endpoints:
@@ -433,7 +433,7 @@ app.add_typer(workflow_app, name="workflow")
 @_guarded
 def workflow_pull(target: str = typer.Option("grouphr", help="whose status-change feed (workflow.yaml feeds:)")) -> None:
     """Record the status changes the group HR system published since the last pull (repeats are ignored)."""
-    from hiresync.workflow import pull
+    from hiresync.delivery.workflow import pull
 
     counts = pull(_hub_settings(), target)
     typer.echo(", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -444,7 +444,7 @@ def workflow_pull(target: str = typer.Option("grouphr", help="whose status-chang
 def workflow_show(result: str = typer.Argument(..., help='result key "vendor:vendor result id"'),
                   as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """A result's workflow stages, oldest first (no personal data)."""
-    from hiresync.workflow import history
+    from hiresync.delivery.workflow import history
 
     stages = history(_hub_settings(), result)
     if as_json:
@@ -466,7 +466,7 @@ app.add_typer(outbox_app, name="outbox")
 def outbox_status(target: str = typer.Option(None, help="one target only"),
                   as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Per target: pending, backing off, sent, dead; the latest dead letters (masked reasons)."""
-    from hiresync.outbox_admin import status as collect
+    from hiresync.delivery.outbox_admin import status as collect
 
     doc = collect(Settings.from_env(), target)
     if as_json:
@@ -486,7 +486,7 @@ def outbox_status(target: str = typer.Option(None, help="one target only"),
 def outbox_retry(target: str = typer.Option(None, help="one target only"),
                  row: list[int] = typer.Option(None, "--id", help="outbox row id (repeatable)")) -> None:
     """Make dead letters and rows backing off due now (after the cause was fixed); the next relay sends them."""
-    from hiresync.outbox_admin import retry
+    from hiresync.delivery.outbox_admin import retry
 
     typer.echo(f"{retry(Settings.from_env(), target, row or None)} rows due now")
 
@@ -496,7 +496,7 @@ def outbox_retry(target: str = typer.Option(None, help="one target only"),
 def outbox_replay(target: str = typer.Argument(..., help="target name"),
                   run: str = typer.Option(None, help="only rows of this run id")) -> None:
     """Send delivered rows again (a target restored from a backup); same idempotency keys."""
-    from hiresync.outbox_admin import replay
+    from hiresync.delivery.outbox_admin import replay
 
     typer.echo(f"{replay(Settings.from_env(), target, run_id=run)} rows queued again for {target}")
 

@@ -19,7 +19,7 @@ DAG_ID = f"hiresync_sync_{SOURCE}"
 def main(count: int = 2000, rescore: int = 50) -> int:
     from simulators.aiview import AIViewSimulator
 
-    from hiresync.settings import Settings
+    from hiresync.config.settings import Settings
 
     settings = Settings.from_env()
     log_file = settings.var_dir / "demo-airflow.log"
@@ -85,7 +85,7 @@ def _run(dag, log_file: Path):
 def _show(settings, outcome) -> bool:
     from hiresync.hub.models import Quarantine, Run
     from hiresync.hub.store import transaction
-    from hiresync.pipeline.deliver import summary_of
+    from hiresync.monitor.status import summary_of
 
     dag_run, seconds = outcome
     with transaction(settings.hub_url) as s:
@@ -109,7 +109,7 @@ def _show(settings, outcome) -> bool:
 
 def _where(settings, log_file: Path) -> None:
     from hiresync.hub.store import engine_for
-    from hiresync.settings import safe_url
+    from hiresync.config.settings import safe_url
 
     with engine_for(settings.ehr_url).connect() as conn:
         from connectors.targets.ehr_sql import ehr_interview_results

@@ -1,6 +1,6 @@
 """The hub database: HireSync's own tables (never Airflow's metadata DB).
 
-Personal data lives only in the *_enc columns (AES-GCM, see hiresync.pii); *_bidx columns are
+Personal data lives only in the *_enc columns (AES-GCM, see hiresync.privacy.pii); *_bidx columns are
 keyed blind indexes for matching, *_masked the display form. Times are stored as naive UTC
 because MySQL and SQLite keep no zone; UTCDateTime makes them aware again on read.
 """
@@ -170,7 +170,8 @@ class RawPayload(Base):
     """Every distinct payload a vendor sent, encrypted: what replay and trace start from."""
 
     __tablename__ = "raw_payloads"
-    __table_args__ = (UniqueConstraint("source", "vendor_result_id", "payload_hash", name="uq_raw_payload"),)
+    __table_args__ = (UniqueConstraint("source", "vendor_result_id", "payload_hash", name="uq_raw_payload"),
+                      Index("ix_raw_payload_hash", "source", "payload_hash"))  # the load looks up by hash
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
     vendor_result_id: Mapped[str] = mapped_column(String(128))
@@ -221,6 +222,7 @@ class Outbox(Base):
     __table_args__ = (
         UniqueConstraint("target", "idempotency_key", name="uq_outbox_idempotency"),
         Index("ix_outbox_pending", "target", "status", "id"),
+        Index("ix_outbox_idempotency", "idempotency_key"),  # the load looks up keys of every target at once
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     target: Mapped[str] = mapped_column(String(32))

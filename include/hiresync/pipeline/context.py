@@ -8,11 +8,11 @@ from functools import cached_property
 
 from connectors.kinds import Profile, load_profile
 from hiresync.hub.store import transaction
-from hiresync.mapping import MappingSpec
-from hiresync.pii import Keyring
-from hiresync.settings import Settings
-from hiresync.sources import SourceConfig, get_source
-from hiresync.staging import Staging
+from hiresync.mapping.spec import MappingSpec
+from hiresync.privacy.pii import Keyring
+from hiresync.config.settings import Settings
+from hiresync.config.sources import SourceConfig, get_source
+from hiresync.ingest.staging import Staging
 
 
 @dataclass
@@ -28,7 +28,7 @@ class RunContext:
 
     @cached_property
     def keys(self) -> Keyring:
-        from hiresync.keys import hub_keys  # checks the key against the hub before any step uses it
+        from hiresync.privacy.keys import hub_keys  # checks the key against the hub before any step uses it
 
         return hub_keys(self.settings)
 

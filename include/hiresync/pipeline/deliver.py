@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox, Run
-from hiresync.lineage.openlineage import emit_run_lineage
-from hiresync.outbox import relay
+from hiresync.audit.openlineage import emit_run_lineage
+from hiresync.monitor.status import summary_of
+from hiresync.delivery.outbox import relay
 from hiresync.pipeline.context import RunContext
 
 
@@ -39,14 +40,3 @@ def publish(ctx: RunContext) -> dict:
     emit_run_lineage(ctx)  # column lineage + data quality for OpenLineage; best effort, never raises
     ctx.staging.remove()  # the raw payloads are in the hub (encrypted); staging has done its job
     return summary
-
-
-def summary_of(run: Run) -> dict:
-    return {
-        "run_id": run.id, "source": run.source, "status": run.status,
-        "pulled": run.pulled, "inserted": run.inserted, "updated": run.updated, "unchanged": run.unchanged,
-        "quarantined": run.quarantined, "delivered": run.delivered,
-        "pulled_since": run.pulled_since.isoformat() if run.pulled_since else None,
-        "watermark_after": run.watermark_after.isoformat() if run.watermark_after else None,
-        "mapping_version": run.mapping_version, "error": run.error,
-    }

@@ -16,8 +16,9 @@ from connectors.errors import SourceResponseError
 from connectors.files.profile import FileDropProfile
 from connectors.rest.source import RestSource
 from connectors.webhook.profile import WebhookProfile
-from hiresync import inbox, jsonfast
-from hiresync.connections import get_connection
+from hiresync import jsonfast
+from hiresync.ingest import inbox
+from hiresync.config.connections import get_connection
 from hiresync.hub.models import Run, Watermark
 from hiresync.pipeline.context import RunContext
 
@@ -39,7 +40,7 @@ def extract(ctx: RunContext) -> dict:
     # row just written carries the reason for `hiresync status`.
     profile, _ = ctx.profile, ctx.mapping
     if isinstance(profile, FileDropProfile):
-        from hiresync.file_drops import read_new_files
+        from hiresync.ingest.file_drops import read_new_files
 
         payloads, consumed = read_new_files(ctx, profile)
         return _stage(ctx, None, payloads, None, consumed)

@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
-from hiresync.identity import Conflict, IdentityResolver
+from hiresync.load.identity import Conflict, IdentityResolver
 from hiresync.hub.models import (
     DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload, RecordLineage, Run, Watermark,
 )
-from hiresync.mapping import content_hash
+from hiresync.mapping.spec import content_hash
 from hiresync.pipeline.context import RunContext
-from hiresync.pipeline.consumed import record_consumed
-from hiresync.workflow import Change, queue_events
+from hiresync.load.consumed import record_consumed
+from hiresync.delivery.workflow import Change, queue_events
 
 CHUNK = 500
 T = TypeVar("T")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from hiresync.data_docs import build_data_docs, build_data_docs_quietly
-from hiresync.drift import ensure_not_frozen
+from hiresync.contract.data_docs import build_data_docs, build_data_docs_quietly
+from hiresync.contract.drift import ensure_not_frozen
 from hiresync.hub.models import Run
 from hiresync.pipeline.context import RunContext, new_run_id
 from hiresync.pipeline.deliver import deliver, publish
@@ -13,7 +13,7 @@ from hiresync.pipeline.extract import extract
 from hiresync.pipeline.load import load
 from hiresync.pipeline.transform import map_records
 from hiresync.pipeline.validate import validate
-from hiresync.settings import Settings
+from hiresync.config.settings import Settings
 
 STEPS: tuple[tuple[str, Callable[[RunContext], dict]], ...] = (
     ("extract", extract), ("validate", validate), ("map", map_records), ("load", load), ("deliver", deliver),

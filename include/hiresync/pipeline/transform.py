@@ -1,6 +1,6 @@
 """Map: every payload that passed validation becomes a canonical record, or field-level problems.
 
-The mapped batch then goes through the canonical GX suite (hiresync.canonical_suite); rows it
+The mapped batch then goes through the canonical GX suite (hiresync.contract.canonical_suite); rows it
 fails join the mapping problems in `map_problems.json`, which the load step quarantines. Last,
 the whole batch is judged for schema drift: a drifting batch freezes the source and stops the
 run here, before load, so nothing of it is loaded and the watermark stays.
@@ -8,7 +8,8 @@ run here, before load, so nothing of it is loaded and the watermark stays.
 
 from __future__ import annotations
 
-from hiresync import canonical_suite, drift
+from hiresync.contract import canonical_suite
+from hiresync.contract import drift
 from hiresync.pipeline.context import RunContext
 
 

@@ -1,0 +1,1 @@
+"""Record lineage, trace and explain, OpenLineage events."""

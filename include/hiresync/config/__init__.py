@@ -1,0 +1,1 @@
+"""Settings, configured sources, YAML loading and connections: what every stage reads."""

@@ -1,0 +1,55 @@
+"""Where things live. Everything is overridable by environment variables so that Airflow
+workers, the CLI and the tests agree without passing paths around."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    var_dir: Path
+    hub_url: str
+    ehr_url: str
+    key_file: Path
+    sources_file: Path
+    policy_file: Path
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.var_dir / "staging"
+
+    @property
+    def lineage_file(self) -> Path:
+        return self.var_dir / "lineage" / "openlineage.ndjson"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        home = Path(os.environ.get("HIRESYNC_HOME", _REPO_ROOT))
+        var_dir = Path(os.environ.get("HIRESYNC_VAR", home / "var"))
+        return cls(
+            home=home,
+            var_dir=var_dir,
+            hub_url=os.environ.get("HIRESYNC_HUB_URL", f"sqlite:///{var_dir / 'hub.db'}"),
+            ehr_url=os.environ.get("HIRESYNC_EHR_URL", f"sqlite:///{var_dir / 'ehr.db'}"),
+            key_file=Path(os.environ.get("HIRESYNC_KEY_FILE", var_dir / "keys.json")),
+            sources_file=Path(os.environ.get("HIRESYNC_SOURCES", home / "sources.yaml")),
+            policy_file=Path(os.environ.get("HIRESYNC_POLICY", home / "policy.yaml")),
+        )
+
+    def resolve(self, relative: str | Path) -> Path:
+        """Paths in config files are relative to the project home."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.home / p
+
+
+def safe_url(url: str) -> str:
+    """A database URL as it may be shown: password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

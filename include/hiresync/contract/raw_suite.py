@@ -1,0 +1,90 @@
+"""The raw suite: one Great Expectations suite over a batch of raw payloads, derived from the mapping.
+
+The frame holds, per pulled payload, the raw value of every mapped field (what the vendor sent,
+before normalisation) plus a few derived columns (score on 0-100, parsed UTC times). Rows are
+keyed by their line number in staging, not by vendor id: a change feed can carry two versions
+of one result, and only the broken one must be quarantined.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hiresync.mapping.spec import FieldError, MappingSpec, normalise_score, parse_datetime
+
+ROW = "__row"
+KEY = "record.key"
+
+
+def frame_rows(payloads: list[dict], mapping: MappingSpec) -> list[dict]:
+    rows = []
+    for i, payload in enumerate(payloads):
+        row = {ROW: i, KEY: mapping.key_of(payload)}
+        for spec in mapping.fields:
+            value = spec.extract(payload)
+            if spec.type == "score":
+                row[spec.name] = _score_or_nan(value, spec.scale_of(payload))
+            else:
+                row[spec.name] = None if value is None else (value if spec.type == "number" else str(value))
+            if spec.type == "datetime":
+                parsed = _utc_or_none(value, spec.timezone)
+                row[f"{spec.name}.utc"] = parsed
+                row[f"{spec.name}.parses"] = value is None or parsed is not None
+        rows.append(row)
+    return rows
+
+
+def checks_for(mapping: MappingSpec) -> list:
+    from hiresync.contract.gx import Check  # GX is imported only where a suite runs
+
+    checks = [Check(KEY, "NOT_NULL", "ExpectColumnValuesToNotBeNull", {"column": KEY})]
+    names = {spec.name for spec in mapping.fields}
+    for spec in mapping.fields:
+        if spec.path is None:
+            continue
+        col = spec.name
+        if spec.required:
+            checks.append(Check(col, "NOT_NULL", "ExpectColumnValuesToNotBeNull", {"column": col}))
+        if spec.type == "national_id":
+            checks.append(Check(col, "ID_CHECKSUM", "ExpectColumnValuesToBeValidResidentId", {"column": col}))
+        elif spec.type == "mobile":
+            checks.append(Check(col, "MOBILE_FORMAT", "ExpectColumnValuesToBeValidCnMobile", {"column": col}))
+        elif spec.type == "email":
+            checks.append(Check(col, "EMAIL_FORMAT", "ExpectColumnValuesToMatchRegex",
+                                {"column": col, "regex": r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"}))
+        elif spec.type == "score":
+            checks.append(Check(col, "RANGE", "ExpectColumnValuesToBeBetween",
+                                {"column": col, "min_value": 0, "max_value": 100}))
+        elif spec.type == "datetime":
+            checks.append(Check(col, "DATETIME", "ExpectColumnValuesToBeInSet",
+                                {"column": f"{col}.parses", "value_set": [True]}))
+    if {"started_at", "completed_at"} <= names:
+        checks.append(Check("completed_at", "ORDER", "ExpectColumnPairValuesAToBeGreaterThanB",
+                            {"column_A": "completed_at.utc", "column_B": "started_at.utc", "or_equal": True,
+                             "ignore_row_if": "either_value_is_missing"}))
+    return checks
+
+
+def _score_or_nan(value, scale) -> float:
+    if value is None:
+        return math.nan
+    try:
+        # A value the vendor cannot have meant (130 of 100) must reach the RANGE check, so
+        # normalise without the range guard here.
+        return normalise_score(value, scale)[0]
+    except FieldError as err:
+        if err.rule == "RANGE":
+            try:
+                return float(value) / float(scale) * 100
+            except (TypeError, ValueError, ZeroDivisionError):
+                return math.nan
+        return math.nan
+
+
+def _utc_or_none(value, tz: str):
+    if value is None:
+        return None
+    try:
+        return parse_datetime(value, tz)
+    except FieldError:
+        return None

@@ -1,0 +1,279 @@
+"""The outbox relay: pending outbox rows -> a target, at least once, in order per candidate.
+
+Rows are claimed in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL/MariaDB so two
+relays never wait on or take the same rows; on SQLite, whose writers are serialised anyway, the
+lease alone), leased (`claimed_until`/`claimed_by`), sent, then marked in a second transaction.
+A crash between sending and marking re-sends the rows once the lease runs out, with the same
+idempotency keys, which the target absorbs: at-least-once delivery with idempotent receivers
+(DESIGN.md invariant 4).
+
+Per row: `sent` (with the target's own id, `target_ref`); `dead` at once for a permanent refusal
+(400, 422), with the status code and the target's reason masked and trimmed; otherwise retried
+with exponential backoff and jitter (`next_attempt_at`, at least Retry-After). Repeated failures
+open a circuit for the target (per process; across processes the rows' backoff does the same).
+Errors stored on a row never hold personal data: a driver's or a target's message can quote it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from itertools import groupby
+
+from sqlalchemy import String, bindparam, func, or_, select, update
+
+from connectors.targets.base import Outcome, TargetError
+from connectors.targets.profile import TargetProfile
+from hiresync import jsonfast
+from hiresync.errors import HireSyncError
+from hiresync.hub.models import InterviewResult, Outbox
+from hiresync.hub.store import transaction
+from hiresync.privacy.pii import Keyring, mask_email, mask_mobile, mask_name, mask_national_id, mask_url
+from hiresync.privacy.recipients import load_policy
+from hiresync.config.settings import Settings
+from hiresync.delivery.targets import profile_for, target_for
+from hiresync.delivery.workflow import record_accepted, send_events
+
+REASON_LIMIT = 120
+
+
+def target_ref(target, payload: dict) -> str:
+    """The target's own id for a delivered record: what the target reports if it can, else the
+    result key the SQL targets are keyed by ("vendor:vendor result id")."""
+    if "result" not in payload:  # an erase request: the target's rows for this candidate are gone
+        return payload["candidate_key"]
+    ref_of = getattr(target, "ref_of", None)
+    return str(ref_of(payload)) if ref_of else payload["result"]["result_key"]
+
+
+def _send(target, rows, payloads) -> None:
+    """In outbox order; consecutive upserts go as one batch, an erase request on its own."""
+    for kind, group in groupby(zip(rows, payloads), key=lambda pair: pair[0].kind):
+        if kind == "erase":
+            for _, (_, payload) in group:
+                target.erase(payload["candidate_key"], payload["result_keys"])
+        else:
+            target.upsert([item for _, item in group])
+
+
+def _deliver(target, rows, payloads) -> list[Outcome]:
+    """One Outcome per row. A SQL target takes the batch in one transaction: all or nothing."""
+    if any(r.kind == "event" for r in rows):
+        return _deliver_with_events(target, rows, payloads)
+    if hasattr(target, "send"):
+        return target.send([(r.kind, key, p) for r, (key, p) in zip(rows, payloads)])
+    try:
+        _send(target, rows, payloads)
+    except Exception as exc:  # noqa: BLE001 - only the type is kept: a driver's message can quote data
+        return [Outcome("retry", None, reason=type(exc).__name__)] * len(rows)
+    return [Outcome("sent", None, ref=target_ref(target, p)) for _, p in payloads]
+
+
+def _deliver_with_events(target, rows, payloads) -> list[Outcome]:
+    """Workflow events (hiresync.delivery.workflow) go to the target's event endpoint, records as usual, in
+    outbox order; after a row that must wait, the later ones wait too."""
+
+    if not hasattr(target, "send"):
+        return [Outcome("dead", None, reason="workflow events need a REST target")] * len(rows)
+    outcomes: list[Outcome] = []
+    for is_event, group in groupby(zip(rows, payloads), key=lambda pair: pair[0].kind == "event"):
+        group = list(group)
+        got = (send_events(target, [p for _, p in group]) if is_event
+               else target.send([(r.kind, key, p) for r, (key, p) in group]))
+        outcomes += got
+        if any(o.state == "retry" for o in got):
+            waiting = next(o for o in got if o.state == "retry")
+            return outcomes + [waiting] * (len(rows) - len(outcomes))
+    return outcomes
+
+
+# -- circuit breaker ---------------------------------------------------------------------------------
+@dataclass
+class Circuit:
+    """Closed until `threshold` consecutive failed batches; then open for `open_seconds`; then one
+    batch is let through (half-open): success closes it, failure opens it again."""
+
+    threshold: int
+    open_seconds: float
+    failures: int = 0
+    open_until: datetime | None = None
+
+    def allows(self, now: datetime) -> bool:
+        return self.open_until is None or now >= self.open_until
+
+    def record(self, ok: bool, now: datetime) -> None:
+        if ok:
+            self.failures, self.open_until = 0, None
+            return
+        self.failures += 1
+        if self.failures >= self.threshold or self.open_until is not None:  # half-open probe failed
+            self.open_until = now + timedelta(seconds=self.open_seconds)
+
+
+CIRCUITS: dict[str, Circuit] = {}
+
+
+def circuit_for(profile: TargetProfile) -> Circuit:
+    return CIRCUITS.setdefault(profile.name, Circuit(profile.failure_threshold, profile.open_seconds))
+
+
+# -- the relay ---------------------------------------------------------------------------------------
+@dataclass
+class _Batch:
+    rows: list
+    payloads: list[tuple[str, dict]]
+
+
+def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int = 500,
+          now: datetime | None = None) -> int:
+    """Deliver everything that is due for one target; returns how many rows were delivered.
+
+    Raises HireSyncError naming the target and the cause when rows had to be left for a retry,
+    when the circuit is open with work waiting, or when the target is misconfigured (the rows
+    then stay as they were). `now` is the clock (tests move it instead of sleeping)."""
+    clock = (lambda: now) if now is not None else (lambda: datetime.now(timezone.utc))  # aware UTC: UTCDateTime
+    profile = profile_for(target_name, settings)
+    policy = load_policy(settings, profile.recipient)
+    target = target_for(target_name, settings, profile)
+    circuit = circuit_for(profile)
+    worker = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    delivered, waiting, last_reason = 0, 0, None
+    while circuit.allows(clock()):
+        batch = _claim(settings, keys, target_name, batch_size, clock(), worker, profile.lease_seconds)
+        if batch is None:
+            break
+        shaped = [(key, policy.apply(p, keys)) for key, p in batch.payloads]
+        try:
+            outcomes = _deliver(target, batch.rows, shaped)
+        except TargetError as exc:
+            _release(settings, [r.id for r in batch.rows])
+            raise HireSyncError(f"delivery to {target_name!r} stopped: {exc.cause}; "
+                                f"{len(batch.rows)} rows stay pending") from None
+        _record(settings, batch, outcomes, clock(), profile)
+        sent = sum(o.state == "sent" for o in outcomes)
+        retry = [o for o in outcomes if o.state == "retry"]
+        delivered += sent  # dead letters are not failures of the relay: `hiresync outbox status` lists them
+        waiting += len(retry)
+        if retry:
+            last_reason = _error_text(retry[0], batch.payloads[0][1])
+        circuit.record(not retry, clock())
+    if waiting or not circuit.allows(clock()):
+        state = (f"circuit open until {circuit.open_until:%H:%M:%S} UTC" if not circuit.allows(clock())
+                 else "retried later with backoff")
+        raise HireSyncError(f"delivery to {target_name!r} failed ({last_reason or 'circuit open'}); "
+                            f"{waiting} rows stay pending and will be retried ({state}); {delivered} delivered")
+    return delivered
+
+
+def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds) -> _Batch | None:
+    due = (Outbox.target == target_name, Outbox.status == "pending",
+           or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
+           or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
+    with transaction(settings.hub_url) as s:
+        q = (select(Outbox.id, Outbox.kind, Outbox.result_id, Outbox.attempts, Outbox.idempotency_key, Outbox.payload_enc)
+             .where(*due).order_by(Outbox.id).limit(batch_size))
+        if s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb"):
+            q = q.with_for_update(skip_locked=True)  # a second relay takes the next rows instead of waiting
+        rows = s.execute(q).all()
+        if not rows:
+            return None
+        rows = _in_candidate_order(s, target_name, rows)
+        if rows:
+            s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]))
+                      .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
+    if not rows:  # every due row waits behind an earlier one of its candidate
+        return None
+    payloads = [(r.idempotency_key, jsonfast.loads(keys.decrypt(r.payload_enc, f"outbox:{target_name}:{r.idempotency_key}")))
+                for r in rows]
+    return _Batch(rows, payloads)
+
+
+def _in_candidate_order(s, target_name: str, rows: list) -> list:
+    """Drop rows whose candidate has an earlier pending row outside this batch (backing off, or
+    leased by another relay): a candidate's records reach the target in outbox order."""
+    result_ids = [r.result_id for r in rows if r.result_id is not None]
+    if not result_ids:
+        return rows
+    cand_of = dict(s.execute(select(InterviewResult.id, InterviewResult.candidate_id)
+                             .where(InterviewResult.id.in_(result_ids))).all())
+    ids = [r.id for r in rows]
+    first_outside = dict(s.execute(
+        select(InterviewResult.candidate_id, func.min(Outbox.id))
+        .join(InterviewResult, InterviewResult.id == Outbox.result_id)
+        .where(Outbox.target == target_name, Outbox.status == "pending", Outbox.id < max(ids),
+               Outbox.id.not_in(ids), InterviewResult.candidate_id.in_(set(cand_of.values())))
+        .group_by(InterviewResult.candidate_id)).all())
+    return [r for r in rows
+            if r.result_id is None or r.id < first_outside.get(cand_of.get(r.result_id), r.id + 1)]
+
+
+def _record(settings, batch: _Batch, outcomes: list[Outcome], now: datetime, profile: TargetProfile) -> None:
+    outbox = Outbox.__table__  # Core: one executemany, not the ORM's bulk-by-primary-key mode
+    params = []
+    for row, (_, payload), o in zip(batch.rows, batch.payloads, outcomes):
+        p = {"row_id": row.id, "st": "pending" if o.state == "retry" else o.state, "code": o.http_status,
+             "ref": o.ref if o.state == "sent" else None, "sent": now if o.state == "sent" else None,
+             "err": None if o.state == "sent" else _error_text(o, payload), "next": None}
+        if o.state == "retry":
+            p["next"] = now + timedelta(seconds=_backoff(row.attempts + 1, o.retry_after, profile))
+        params.append(p)
+    accepted = [(key, row.result_id, payload, o.ref) for row, (key, payload), o in zip(batch.rows, batch.payloads, outcomes)
+                if row.kind == "event" and o.state == "sent"]
+    with transaction(settings.hub_url) as s:
+        if accepted:  # the workflow stage "requested" is true once the target holds the event
+
+            record_accepted(s, accepted, now)
+        s.execute(update(outbox).where(outbox.c.id == bindparam("row_id"))
+                  .values(status=bindparam("st"), attempts=outbox.c.attempts + 1, response_status=bindparam("code"),
+                          target_ref=func.coalesce(bindparam("ref", type_=String(200)), outbox.c.target_ref), sent_at=bindparam("sent"),
+                          last_error=bindparam("err"), next_attempt_at=bindparam("next"),
+                          claimed_until=None, claimed_by=None), params)
+
+
+def _release(settings, ids: list[int]) -> None:
+    with transaction(settings.hub_url) as s:
+        s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(claimed_until=None, claimed_by=None))
+
+
+def _backoff(attempt: int, retry_after: float | None, profile: TargetProfile) -> float:
+    """Exponential with jitter (half to all of the step, so relays that failed together do not
+    come back together), never sooner than the target's Retry-After."""
+    step = min(profile.max_backoff_seconds, profile.backoff_seconds * 2 ** (attempt - 1))
+    wait = random.uniform(step / 2, step)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, profile.max_retry_after_seconds))
+    return wait
+
+
+def _error_text(o: Outcome, payload: dict) -> str:
+    head = f"HTTP {o.http_status}" if o.http_status else ""
+    reason = _masked(o.reason or "", payload)
+    return ": ".join(p for p in (head, reason) if p) or "refused"
+
+
+# Shapes of personal data a target may echo back in an error message.
+_PATTERNS = [
+    (re.compile(r"\b\d{17}[\dXx]\b"), mask_national_id),
+    (re.compile(r"(?:\+?86[- ]?)?\b1[3-9]\d{9}\b"), lambda v: mask_mobile(re.sub(r"\D", "", v)[-11:])),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), mask_email),
+    (re.compile(r"https?://\S+"), mask_url),
+]
+
+
+def _masked(reason: str, payload: dict) -> str:
+    """The target's reason without the personal data it may quote, at most REASON_LIMIT chars."""
+    cand = payload.get("candidate") or {}
+    for value, mask in ((cand.get("full_name"), mask_name), (cand.get("national_id"), mask_national_id),
+                        (cand.get("mobile"), mask_mobile), (cand.get("email"), mask_email),
+                        ((payload.get("result") or {}).get("video_url"), mask_url)):
+        if value and str(value) in reason:
+            reason = reason.replace(str(value), mask(str(value)))
+    for pattern, mask in _PATTERNS:
+        reason = pattern.sub(lambda m, mask=mask: mask(m.group(0)), reason)
+    reason = " ".join(reason.split())
+    return reason if len(reason) <= REASON_LIMIT else reason[:REASON_LIMIT - 3] + "..."

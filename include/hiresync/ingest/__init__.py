@@ -1,0 +1,1 @@
+"""Getting payloads in: run-scoped staging, the webhook receiver and its inbox, file drops."""

@@ -1,1 +1,0 @@
-"""Audit lineage: the record-level trail in the hub (trace, explain) and OpenLineage events."""

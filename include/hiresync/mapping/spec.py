@@ -1,0 +1,340 @@
+"""The mapping engine: a versioned YAML spec turns one vendor payload into one canonical record.
+
+A spec names, for each canonical field, where its value is in the payload (a dotted path), what
+kind of value it is (which decides the normaliser) and whether it is required. Every error is
+field-level (field, rule, masked value) so that a bad record is quarantined with a reason and
+the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectors.records import get_path
+from hiresync import jsonfast
+from hiresync.privacy import identifiers
+from hiresync.config.files import load_yaml_checked
+from hiresync.errors import ConfigError
+from hiresync.privacy.pii import mask_value
+
+# Canonical fields of the EHR candidate record, version 1 (DESIGN.md). The spec may map a subset;
+# the required ones below must be mapped.
+CANDIDATE_FIELDS = ("vendor_candidate_id", "full_name", "national_id", "mobile", "email")
+RESULT_FIELDS = (
+    "position_code", "position_name", "department", "business_unit", "started_at", "completed_at",
+    "overall_score", "ai_comment", "recommendation", "status", "video_url", "video_expires_at",
+    "report_url", "interviewer", "source_updated_at",
+)
+DIMENSION_FIELDS = ("code", "name", "score", "comment")
+STATUSES = ("passed", "failed", "pending_review", "incomplete")
+MINIMUM_AGE = 16  # China's Labour Law: no employment under 16
+MUST_MAP = ("candidate.national_id", "candidate.full_name", "source_updated_at", "status", "overall_score")
+
+# Which mask applies to a field's offending value in an error message.
+PII_KIND = {
+    "candidate.full_name": "name", "candidate.national_id": "national_id", "candidate.mobile": "mobile",
+    "candidate.email": "email", "video_url": "url",
+}
+
+_SCHEMA = {
+    "$defs": {
+        "field": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "path": {"type": "string", "minLength": 1},
+                "const": {},
+                "type": {"enum": ["text", "national_id", "mobile", "email", "datetime", "score", "enum", "url", "number"]},
+                "required": {"type": "boolean"},
+                "default": {},
+                "timezone": {"type": "string"},
+                "scale": {"oneOf": [{"type": "number", "exclusiveMinimum": 0},
+                                    {"type": "object", "required": ["path"], "additionalProperties": False,
+                                     "properties": {"path": {"type": "string"}}}]},
+                "values": {"type": "object"},
+            },
+            "oneOf": [{"required": ["path"]}, {"required": ["const"]}],
+        },
+        "fields": {"type": "object", "additionalProperties": {"$ref": "#/$defs/field"}},
+    },
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["mapping", "version", "vendor", "key", "candidate", "result"],
+    "properties": {
+        "mapping": {"type": "string"},
+        "version": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
+        "vendor": {"type": "string", "pattern": r"^[a-z][a-z0-9_]*$"},
+        "description": {"type": "string"},
+        "key": {"type": "string"},
+        "candidate": {"$ref": "#/$defs/fields", "propertyNames": {"enum": list(CANDIDATE_FIELDS)}},
+        "result": {"$ref": "#/$defs/fields", "propertyNames": {"enum": list(RESULT_FIELDS)}},
+        "dimensions": {
+            "type": "object", "additionalProperties": False, "required": ["path", "fields"],
+            "properties": {"path": {"type": "string"},
+                           "fields": {"$ref": "#/$defs/fields", "propertyNames": {"enum": list(DIMENSION_FIELDS)}}},
+        },
+    },
+}
+
+
+class FieldError(Exception):
+    def __init__(self, rule: str, detail: str = ""):
+        self.rule, self.detail = rule, detail
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One field-level reason a record cannot be loaded. `value` is masked if it is personal data."""
+
+    field: str
+    rule: str
+    value: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "rule": self.rule, "value": self.value}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str                     # canonical name, e.g. "candidate.national_id" or "overall_score"
+    path: str | None
+    const: Any = None
+    type: str = "text"
+    required: bool = False
+    default: Any = None
+    timezone: str = "UTC"
+    scale: float | str | None = None  # a number, or a path to the scale in the payload
+    values: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, name: str, doc: dict) -> "FieldSpec":
+        scale = doc.get("scale")
+        return cls(name=name, path=doc.get("path"), const=doc.get("const"), type=doc.get("type", "text"),
+                   required=doc.get("required", False), default=doc.get("default"),
+                   timezone=doc.get("timezone", "UTC"), values={str(k): v for k, v in doc.get("values", {}).items()},
+                   scale=scale["path"] if isinstance(scale, dict) else scale)
+
+    @cached_property
+    def parts(self) -> tuple[str, ...]:
+        return tuple(self.path.split(".")) if self.path else ()
+
+    def extract(self, payload: dict) -> Any:
+        if self.path is None:
+            return self.const
+        value = get_path(payload, self.parts)
+        return self.default if value is None or value == "" else value
+
+    def scale_of(self, payload: dict) -> Any:
+        return get_path(payload, self.scale) if isinstance(self.scale, str) else (self.scale or 100)
+
+
+@dataclass(frozen=True)
+class MappingSpec:
+    name: str
+    version: str
+    vendor: str
+    key_path: str
+    fields: tuple[FieldSpec, ...]
+    dimensions_path: str | None
+    dimension_fields: tuple[FieldSpec, ...]
+    file: str
+
+    @classmethod
+    def load(cls, path: Path) -> "MappingSpec":
+        doc = load_yaml_checked(path, _SCHEMA)
+        mapped = {f"candidate.{k}" for k in doc["candidate"]} | set(doc["result"])
+        for name in MUST_MAP:
+            if name not in mapped:
+                raise ConfigError(str(path), name, "this canonical field is required and is not mapped")
+        status = doc["result"]["status"]
+        bad = [v for v in status.get("values", {}).values() if v not in STATUSES]
+        if bad:
+            raise ConfigError(str(path), "result.status.values", f"{bad[0]!r} is not one of {', '.join(STATUSES)}")
+        fields = tuple(FieldSpec.parse(f"candidate.{k}", v) for k, v in doc["candidate"].items()) + tuple(
+            FieldSpec.parse(k, v) for k, v in doc["result"].items())
+        dims = doc.get("dimensions") or {}
+        return cls(name=doc["mapping"], version=doc["version"], vendor=doc["vendor"], key_path=doc["key"],
+                   fields=fields, dimensions_path=dims.get("path"),
+                   dimension_fields=tuple(FieldSpec.parse(k, v) for k, v in dims.get("fields", {}).items()),
+                   file=str(path))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Changes whenever the spec's content changes, even if someone forgot to bump the version."""
+        return hashlib.sha256(Path(self.file).read_bytes()).hexdigest()[:12]
+
+    def masked_value(self, payload: dict, field_name: str) -> str:
+        """The offending value of a field, as an error message may show it."""
+        spec = next((f for f in self.fields if f.name == field_name), None)
+        value = spec.extract(payload) if spec else self.key_of(payload) if field_name == "record.key" else None
+        return mask_value(PII_KIND.get(field_name), value)
+
+    def key_of(self, payload: dict) -> str | None:
+        key = get_path(payload, self.key_path)
+        return None if key is None else str(key)
+
+    # -- mapping ------------------------------------------------------------------------------
+    def map(self, payload: dict) -> tuple[dict | None, list[Problem]]:
+        """One payload -> (canonical record, []) or (None, problems). Never raises for bad data."""
+        problems: list[Problem] = []
+        candidate: dict[str, Any] = {}
+        result: dict[str, Any] = {}
+        for spec in self.fields:
+            try:
+                value = _normalise(spec, payload)
+            except FieldError as err:
+                problems.append(Problem(spec.name, err.rule, mask_value(PII_KIND.get(spec.name), spec.extract(payload))))
+                continue
+            if spec.name.startswith("candidate."):
+                candidate[spec.name.removeprefix("candidate.")] = value
+            elif spec.type == "score":
+                result.update(overall_score=value[0], raw_score=value[1], score_scale=value[2])
+            else:
+                result[spec.name] = value
+        dimensions = self._map_dimensions(payload, problems)
+        if problems:
+            return None, problems
+        return {
+            "vendor": self.vendor,
+            "vendor_result_id": self.key_of(payload),
+            "candidate": candidate,
+            "result": result,
+            "dimensions": dimensions,
+            "mapping_version": self.version,
+        }, []
+
+    def _map_dimensions(self, payload: dict, problems: list[Problem]) -> list[dict]:
+        if not self.dimensions_path:
+            return []
+        items = get_path(payload, self.dimensions_path) or []
+        if not isinstance(items, list):
+            problems.append(Problem("dimensions", "NOT_A_LIST", mask_value(None, type(items).__name__)))
+            return []
+        out = []
+        for i, item in enumerate(items):
+            dim: dict[str, Any] = {}
+            for spec in self.dimension_fields:
+                try:
+                    value = _normalise(spec, item if isinstance(item, dict) else {})
+                except FieldError as err:
+                    problems.append(Problem(f"dimensions[{i}].{spec.name}", err.rule, mask_value(None, spec.extract(item))))
+                    continue
+                if spec.type == "score":
+                    dim.update(score=value[0], raw_score=value[1], scale=value[2])
+                else:
+                    dim[spec.name] = value
+            out.append(dim)
+        return out
+
+
+# -- normalisers: value in, canonical value out, or FieldError(rule) ------------------------------
+def _normalise(spec: FieldSpec, payload: dict) -> Any:
+    raw = spec.extract(payload)
+    if raw is None:
+        if spec.required:
+            raise FieldError("NOT_NULL")
+        return (None, None, None) if spec.type == "score" else None
+    kind = spec.type
+    if kind == "text":
+        return clean_text(raw)
+    if kind == "national_id":
+        value = identifiers.normalize_national_id(str(raw))
+        if problem := identifiers.national_id_problem(value):
+            raise FieldError(problem)
+        age = identifiers.age_on(value, datetime.now(timezone.utc).date())
+        if age is not None and age < MINIMUM_AGE:
+            raise FieldError("MINOR")  # never loaded, never delivered: minors' data needs a guardian's consent
+        return value
+    if kind == "mobile":
+        if (value := identifiers.normalize_mobile(str(raw))) is None:
+            raise FieldError("MOBILE_FORMAT")
+        return value
+    if kind == "email":
+        if (value := identifiers.normalize_email(str(raw))) is None:
+            raise FieldError("EMAIL_FORMAT")
+        return value
+    if kind == "datetime":
+        return parse_datetime(raw, spec.timezone).isoformat()
+    if kind == "score":
+        return normalise_score(raw, spec.scale_of(payload))
+    if kind == "enum":
+        key = str(raw).strip()
+        if key in spec.values:
+            return spec.values[key]
+        raise FieldError("ENUM")
+    if kind == "url":
+        text = str(raw).strip()
+        if not re.match(r"^https?://\S+$", text):
+            raise FieldError("URL_FORMAT")
+        return text
+    if kind == "number":
+        return _number(raw)
+    raise FieldError("UNKNOWN_TYPE")
+
+
+def clean_text(raw: Any) -> str:
+    # NFKC folds full-width digits and letters (ＡＢＣ１２３) to ASCII (ASCII text needs no folding);
+    # whitespace runs, the ideographic space included, become one space.
+    text = raw if isinstance(raw, str) else str(raw)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.split())
+
+
+def parse_datetime(raw: Any, assume_tz: str = "UTC") -> datetime:
+    """ISO-8601 text or epoch seconds -> aware UTC datetime. Naive times are in `assume_tz`."""
+    try:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return datetime.fromtimestamp(raw, tz=timezone.utc)
+        dt = datetime.fromisoformat(clean_text(raw))
+    except (ValueError, TypeError, OverflowError, OSError):
+        raise FieldError("DATETIME") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(assume_tz))
+    return dt.astimezone(timezone.utc)
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise FieldError("NUMBER")
+    try:
+        value = float(clean_text(raw).rstrip("%")) if isinstance(raw, str) else float(raw)
+    except (ValueError, TypeError, OverflowError):
+        raise FieldError("NUMBER") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise FieldError("NUMBER")
+    return value
+
+
+def normalise_score(raw: Any, scale: Any) -> tuple[float, float, float]:
+    """(score on 0-100, raw score, raw scale). Accepts 85.5, "85.5", "4/5" and "85%"."""
+    if isinstance(raw, str) and "/" in raw:
+        num, _, den = raw.partition("/")
+        value, scale_value = _number(num), _number(den)
+    elif isinstance(raw, str) and raw.strip().endswith("%"):
+        value, scale_value = _number(raw), 100.0
+    else:
+        value = _number(raw)
+        try:
+            scale_value = _number(scale)
+        except FieldError:
+            raise FieldError("SCALE") from None
+    if scale_value <= 0:
+        raise FieldError("SCALE")
+    if not 0 <= value <= scale_value:
+        raise FieldError("RANGE")
+    return round(value / scale_value * 100, 2), value, scale_value
+
+
+def content_hash(record: dict) -> str:
+    """Stable hash of what a record says (not where or when it was read): decides 'unchanged'."""
+    body = {k: record[k] for k in ("candidate", "result", "dimensions")}
+    return hashlib.sha256(jsonfast.dumps(body, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,56 @@
+"""Per-source sync status for data engineers: no personal data, only ids, counts and times."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from hiresync.contract.data_docs import docs_dir
+from hiresync.hub.models import Outbox, Quarantine, Run, SourceState, Watermark
+from hiresync.hub.store import transaction
+from hiresync.config.settings import Settings, safe_url
+from hiresync.config.sources import load_sources
+from hiresync.monitor.sync_status import sync_status
+
+
+def status(settings: Settings) -> dict:
+    sources = load_sources(settings)
+    out = {"hub": safe_url(settings.hub_url), "ehr": safe_url(settings.ehr_url),
+           "lineage": str(settings.lineage_file), "data_docs": _data_docs(settings), "sources": {}}
+    with transaction(settings.hub_url) as s:
+        for name in sources:
+            last = s.scalars(select(Run).where(Run.source == name).order_by(Run.started_at.desc()).limit(1)).first()
+            mark = s.get(Watermark, name)
+            quarantine = dict(s.execute(select(Quarantine.reason_code, func.count()).where(
+                Quarantine.source == name, Quarantine.status == "open").group_by(Quarantine.reason_code)).all())
+            state = s.get(SourceState, name)
+            out["sources"][name] = {
+                "state": state.state if state else "active",
+                "state_reason": state.reason if state and state.state != "active" else None,
+                "last_run": summary_of(last) if last else None,
+                "watermark": mark.cursor_value.isoformat() if mark else None,
+                "quarantine_open": sum(quarantine.values()),
+                "quarantine_by_reason": quarantine,
+            }
+        out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
+            Outbox.status == "pending").group_by(Outbox.target)).all())
+    # Sync state per source and target and the open issues (hiresync.monitor.sync_status), beside the keys
+    # above (`sources.<name>.state` stays the operational state: active, frozen, paused).
+    sync = sync_status(settings)
+    out["sync"], out["issues"] = {"sources": sync["sources"], "targets": sync["targets"]}, sync["issues"]
+    return out
+
+
+def _data_docs(settings: Settings) -> str | None:
+    index = docs_dir(settings) / "index.html"
+    return str(index) if index.exists() else None
+
+
+def summary_of(run: Run) -> dict:
+    return {
+        "run_id": run.id, "source": run.source, "status": run.status,
+        "pulled": run.pulled, "inserted": run.inserted, "updated": run.updated, "unchanged": run.unchanged,
+        "quarantined": run.quarantined, "delivered": run.delivered,
+        "pulled_since": run.pulled_since.isoformat() if run.pulled_since else None,
+        "watermark_after": run.watermark_after.isoformat() if run.watermark_after else None,
+        "mapping_version": run.mapping_version, "error": run.error,
+    }

@@ -1,0 +1,1 @@
+"""Keys, column encryption, blind indexes, masks, recipient policy, retention and subject requests."""

@@ -1,0 +1,185 @@
+"""Personal data protection: column encryption, blind indexes and masks.
+
+AES-256-GCM with a fresh 12-byte nonce per value; the associated data binds a ciphertext to
+its table, column and row, so a ciphertext copied to another row does not decrypt. Blind
+indexes are keyed HMAC-SHA256: a plain hash of an 18-digit ID is brute-forceable. Keys are
+versioned so that rotation can re-encrypt gradually; every stored value names its version.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hiresync.errors import KeyMaterialError
+
+
+@dataclass(frozen=True)
+class KeyVersion:
+    version: int
+    enc: bytes  # 32 bytes, AES-256-GCM
+    idx: bytes  # 32 bytes, HMAC-SHA256 blind index
+
+
+class Keyring:
+    """The active key version encrypts; any known version decrypts."""
+
+    def __init__(self, versions: dict[int, KeyVersion], active: int):
+        if active not in versions:
+            raise KeyMaterialError(f"active key version {active} is not in the keyring")
+        self._versions = versions
+        self.active = active
+        self._aead = {v: AESGCM(k.enc) for v, k in versions.items()}
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def from_json(cls, text: str) -> "Keyring":
+        try:
+            doc = json.loads(text)
+            versions = {
+                int(v): KeyVersion(int(v), base64.b64decode(k["enc"]), base64.b64decode(k["idx"]))
+                for v, k in doc["keys"].items()
+            }
+            active = int(doc["active"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise KeyMaterialError(f"the key material is not a valid HireSync keyring ({type(exc).__name__})") from None
+        for k in versions.values():
+            if len(k.enc) != 32 or len(k.idx) != 32:
+                raise KeyMaterialError(f"key version {k.version} must hold two 32-byte keys")
+        return cls(versions, active)
+
+    @classmethod
+    def load(cls, key_file: Path) -> "Keyring":
+        """Production: HIRESYNC_KEYS (the keyring JSON, from a secrets backend) or the password of
+        the Airflow Connection named by HIRESYNC_KEYS_CONNECTION. Demo: the local key file."""
+        if text := os.environ.get("HIRESYNC_KEYS"):
+            return cls.from_json(text)
+        if conn_id := os.environ.get("HIRESYNC_KEYS_CONNECTION"):
+            from hiresync.config.connections import get_connection
+
+            secret = get_connection(conn_id).password
+            if not secret:
+                raise KeyMaterialError(f"connection {conn_id!r} holds no keyring in its password")
+            return cls.from_json(secret)
+        if not key_file.exists():
+            raise KeyMaterialError(
+                f"no encryption key: {key_file} does not exist and HIRESYNC_KEYS is not set. "
+                "Run 'hiresync init' once to generate a local key, or provide the production key."
+            )
+        return cls.from_json(key_file.read_text())
+
+    @staticmethod
+    def generate(key_file: Path) -> None:
+        if key_file.exists():
+            raise KeyMaterialError(f"{key_file} exists already; refusing to overwrite a key")
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"active": 1, "keys": {"1": _new_key()}}, f)
+
+    @staticmethod
+    def add_version(key_file: Path) -> int:
+        """A new active key version in a local key file; older versions stay so old data decrypts."""
+        doc = json.loads(key_file.read_text())
+        version = max(int(v) for v in doc["keys"]) + 1
+        doc["keys"][str(version)] = _new_key()
+        doc["active"] = version
+        tmp = key_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f)
+        tmp.replace(key_file)  # atomic: a sync reading the file sees the old or the new keyring
+        return version
+
+    # -- use -------------------------------------------------------------------------------
+    def encrypt(self, plaintext: str, context: str) -> str:
+        nonce = os.urandom(12)
+        ct = self._aead[self.active].encrypt(nonce, plaintext.encode(), context.encode())
+        return f"v{self.active}:{_b64(nonce + ct)}"
+
+    def decrypt(self, token: str, context: str) -> str:
+        head, _, body = token.partition(":")
+        try:
+            version = int(head[1:])
+            raw = base64.b64decode(body)
+            return self._aead[version].decrypt(raw[:12], raw[12:], context.encode()).decode()
+        except KeyError:
+            raise KeyMaterialError(f"key version {head[1:]} is not in the keyring") from None
+        except (InvalidTag, ValueError):
+            raise KeyMaterialError(f"a value in {context.split(':')[0]} does not decrypt with key version {head[1:]}: wrong key?") from None
+
+    def blind_index(self, value: str, version: int | None = None) -> str:
+        key = self._versions[version or self.active].idx
+        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+    def blind_indexes(self, value: str) -> list[str]:
+        """The value's index under every known version: rows not yet re-keyed must still match."""
+        return [self.blind_index(value, v) for v in sorted(self._versions)]
+
+    def version_of(self, token: str) -> int:
+        return int(token.partition(":")[0][1:])
+
+    def fingerprints(self) -> dict[int, str]:
+        """Identifies each key version without revealing it (256-bit keys: a hash gives nothing away)."""
+        return {v: hashlib.sha256(b"hiresync-key-check|" + k.enc + k.idx).hexdigest()[:32]
+                for v, k in self._versions.items()}
+
+
+def _new_key() -> dict:
+    return {"enc": _b64(secrets.token_bytes(32)), "idx": _b64(secrets.token_bytes(32))}
+
+
+def _b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+# -- masks: what a person may see when the full value is not theirs to see -------------------
+def mask_national_id(v: str) -> str:
+    return v[:6] + "*" * 8 + v[-4:] if len(v) == 18 else "*" * len(v)
+
+
+def mask_mobile(v: str) -> str:
+    digits = v[3:] if v.startswith("+86") else v
+    return digits[:3] + "****" + digits[-4:] if len(digits) == 11 else "*" * len(digits)
+
+
+def mask_email(v: str) -> str:
+    local, at, domain = v.partition("@")
+    return (local[:1] + "***" + at + domain) if at else "***"
+
+
+def mask_name(v: str) -> str:
+    # Compound surnames (欧阳, 司马) are rare enough that showing one character is the safe side.
+    return v[:1] + "*" * max(len(v) - 1, 1) if v else v
+
+
+def mask_url(v: str) -> str:
+    return v.split("//", 1)[-1].split("/", 1)[0] + "/***" if v else v
+
+
+MASKS = {
+    "national_id": mask_national_id,
+    "mobile": mask_mobile,
+    "email": mask_email,
+    "name": mask_name,
+    "url": mask_url,
+}
+
+
+def mask_value(kind: str | None, value: object) -> str:
+    """Masked text of an offending value for error messages; non-personal values are shortened."""
+    if value is None:
+        return "null"
+    if kind in MASKS:
+        return MASKS[kind](str(value))
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,132 @@
+"""Retention: personal data the hub no longer needs is removed; a tombstone says what and when.
+
+Nothing here decrypts anything. Rows are purged, not deleted, where the audit trail (record
+lineage) still points at them: the payload goes, its hash and ids stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, exists, insert, select, update
+
+from hiresync.config.files import load_yaml_checked
+from hiresync.hub.models import AuditEvent, InboxDelivery, InterviewResult, Quarantine, RawPayload
+from hiresync.hub.store import transaction
+from hiresync.config.settings import Settings
+
+BATCH = 1000
+_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["raw_payloads_days", "video_links_days", "quarantine_days"],
+            "properties": {k: {"type": "integer", "minimum": 1}
+                           for k in ("raw_payloads_days", "video_links_days", "quarantine_days")},
+        },
+    },
+    "required": ["retention"],
+}
+
+
+@dataclass(frozen=True)
+class Retention:
+    raw_payloads: timedelta
+    video_links: timedelta
+    quarantine: timedelta
+
+    @classmethod
+    def load(cls, settings: Settings) -> "Retention":
+        r = load_yaml_checked(settings.policy_file, _SCHEMA)["retention"]
+        return cls(timedelta(days=r["raw_payloads_days"]), timedelta(days=r["video_links_days"]),
+                   timedelta(days=r["quarantine_days"]))
+
+
+def purge(settings: Settings, now: datetime | None = None, actor: str = "retention") -> dict[str, int]:
+    """Apply the retention policy; returns how many of each kind were purged."""
+    now = now or datetime.now(timezone.utc)
+    policy = Retention.load(settings)
+    return {
+        "quarantine": _batches(settings, lambda s: _quarantine(s, now - policy.quarantine, now, actor)),
+        "raw_payloads": _batches(settings, lambda s: _raw_payloads(s, now - policy.raw_payloads, now, actor)),
+        "video_links": _batches(settings, lambda s: _video_links(s, now - policy.video_links, actor)),
+        "inbox": _batches(settings, lambda s: _drained_inbox(s, now - policy.raw_payloads, actor)),
+    }
+
+
+def _batches(settings: Settings, one_batch) -> int:
+    total = 0
+    while True:  # short transactions: syncs keep running during a large purge
+        with transaction(settings.hub_url) as s:
+            n = one_batch(s)
+        total += n
+        if n < BATCH:
+            return total
+
+
+def _tombstones(s, kind: str, actor: str, items: list[tuple[str, dict]]) -> None:
+    if items:
+        s.execute(insert(AuditEvent.__table__), [dict(kind=kind, subject_ref=ref, detail=detail, actor=actor)
+                                                 for ref, detail in items])
+
+
+def _quarantine(s, before: datetime, now: datetime, actor: str) -> int:
+    rows = s.execute(select(Quarantine.id, Quarantine.source, Quarantine.vendor_result_id, Quarantine.reason_code,
+                            Quarantine.raw_payload_id, Quarantine.created_at)
+                     .where(Quarantine.created_at < before).limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(delete(Quarantine).where(Quarantine.id.in_([r.id for r in rows])))
+    # Their payloads were only kept for a replay that no longer can happen.
+    s.execute(update(RawPayload).where(RawPayload.id.in_([r.raw_payload_id for r in rows]),
+                                       RawPayload.payload_enc.is_not(None))
+              .values(payload_enc=None, purged_at=now))
+    _tombstones(s, "retention_purge", actor, [
+        (f"quarantine:{r.id}", {"table": "quarantine", "source": r.source, "vendor_result_id": r.vendor_result_id,
+                                "reason_code": r.reason_code, "created_at": r.created_at.isoformat()}) for r in rows])
+    return len(rows)
+
+
+def _raw_payloads(s, before: datetime, now: datetime, actor: str) -> int:
+    in_open_quarantine = exists().where(Quarantine.raw_payload_id == RawPayload.id, Quarantine.status == "open")
+    rows = s.execute(select(RawPayload.id, RawPayload.source, RawPayload.vendor_result_id, RawPayload.payload_hash,
+                            RawPayload.received_at)
+                     .where(RawPayload.received_at < before, RawPayload.payload_enc.is_not(None), ~in_open_quarantine)
+                     .limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(update(RawPayload).where(RawPayload.id.in_([r.id for r in rows])).values(payload_enc=None, purged_at=now))
+    _tombstones(s, "retention_purge", actor, [
+        (f"raw_payload:{r.id}", {"table": "raw_payloads", "source": r.source, "vendor_result_id": r.vendor_result_id,
+                                 "payload_hash": r.payload_hash, "received_at": r.received_at.isoformat()})
+        for r in rows])
+    return len(rows)
+
+
+def _video_links(s, before: datetime, actor: str) -> int:
+    rows = s.execute(select(InterviewResult.id, InterviewResult.vendor, InterviewResult.vendor_result_id)
+                     .where(InterviewResult.video_url_enc.is_not(None), InterviewResult.completed_at < before)
+                     .limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(update(InterviewResult).where(InterviewResult.id.in_([r.id for r in rows])).values(video_url_enc=None))
+    _tombstones(s, "retention_purge", actor, [
+        (f"result:{r.vendor}:{r.vendor_result_id}", {"table": "interview_results", "field": "video_url"})
+        for r in rows])
+    return len(rows)
+
+
+def _drained_inbox(s, before: datetime, actor: str) -> int:
+    # A drained delivery lives on as a raw payload; the inbox copy goes with the raw payloads' lifetime.
+    rows = s.execute(select(InboxDelivery.id, InboxDelivery.source, InboxDelivery.delivery_id, InboxDelivery.run_id)
+                     .where(InboxDelivery.status == "drained", InboxDelivery.received_at < before).limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(delete(InboxDelivery).where(InboxDelivery.id.in_([r.id for r in rows])))
+    _tombstones(s, "retention_purge", actor, [
+        (f"inbox:{r.id}", {"table": "inbox", "source": r.source, "delivery_id": r.delivery_id, "run_id": r.run_id})
+        for r in rows])
+    return len(rows)

@@ -1,0 +1,1 @@
+"""Commands for people, built on the pipeline: connector check, quarantine list and replay."""
