@@ -1,12 +1,17 @@
 """End-to-end throughput: simulator -> extract -> validate -> map -> load -> deliver, per hub database.
 
 Each measured run is a fresh process (so peak memory is that run's own) on a fresh hub. Beside it,
-in the same invocation, a baseline: merely pulling the same pages from the simulator, which is the
-ceiling any pipeline run could reach. Reported: medians over --repeat runs, the time in each stage,
-peak RSS, and the ratio to the baseline. This is a script, not a test: machines here are noisy.
+in the same invocation, two references on the same machine and database:
+  pull    merely pulling and parsing the same pages from the simulator;
+  floor   pull + parse + ONE bulk insert of the same rows (payload as JSON text) into the same
+          database: what a loader that does no validation, mapping, encryption or lineage costs.
+Reported: medians over --repeat runs, results/s end to end and the ratio to the floor, the time in
+each stage, peak RSS, and the hub's size on disk per result. This is a script, not a test:
+machines here are noisy, so read the ratios.
 
     make bench                                   # 100,000 results, SQLite + PostgreSQL if reachable
     make bench BENCH_ARGS="--count 20000 --repeat 3 --db sqlite"
+    make bench BENCH_ARGS="--count 1000000 --repeat 1 --db sqlite"   # the flat-memory check
 """
 
 from __future__ import annotations
@@ -21,20 +26,22 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def worker(args) -> dict:
-    """One measured run in this process; prints a JSON line."""
-    from simulators.aiview import AIViewSimulator
-
-    with AIViewSimulator(count=args.count, seed=3, page_limit_max=1000) as sim:
+    """One measured run in this process; prints a JSON line. The simulator runs in a process of its
+    own, so the peak memory measured here is the pipeline's alone."""
+    with _simulator(args.count) as (url, client_id, secret, versions):
         os.environ["AIRFLOW_CONN_HIRESYNC_AIVIEW"] = json.dumps(
-            {"conn_type": "http", "host": sim.url, "login": sim.client_id, "password": sim.client_secret})
+            {"conn_type": "http", "host": url, "login": client_id, "password": secret})
         if args.mode == "baseline":
-            return {"seconds": _pull_only(sim), "stages": {}, "pulled": len(sim)}
+            return {"seconds": _pull_only(versions), "stages": {}, "pulled": versions}
+        if args.mode == "floor":
+            return {"seconds": _floor(), "stages": {}, "pulled": versions}
         from hiresync.hub.store import migrate
         from hiresync.privacy.pii import Keyring
         from hiresync.pipeline.runner import run_source
@@ -55,10 +62,36 @@ def worker(args) -> dict:
         started = time.perf_counter()
         summary = run_source("aiview", settings, on_step=on_step)
         return {"seconds": time.perf_counter() - started, "stages": stages, "pulled": summary["pulled"],
-                "quarantined": summary["quarantined"]}
+                "quarantined": summary["quarantined"], "results": summary["inserted"],
+                "hub_bytes": _hub_bytes(settings.hub_url)}
 
 
-def _pull_only(sim) -> float:
+@contextmanager
+def _simulator(count: int):
+    """The AIView simulator as a separate process on a free loopback port."""
+    import inspect
+    import socket
+
+    from simulators.aiview import AIViewSimulator
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "simulators.aiview", "--port", str(port), "--count", str(count),
+                             "--seed", "3", "--page-limit-max", "1000"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()  # printed once the data set is built and the port listens
+        if not line:
+            raise SystemExit("the AIView simulator did not start")
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        secret = inspect.signature(AIViewSimulator).parameters["client_secret"].default
+        yield line.split()[2], fields["client_id"], secret, int(fields["versions"])
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _pull_only(versions: int) -> float:
     from connectors.rest.profile import RestProfile
     from connectors.rest.source import RestSource
     from hiresync.config.connections import get_connection
@@ -68,8 +101,52 @@ def _pull_only(sim) -> float:
     source = RestSource(profile, get_connection(profile.connection))
     started = time.perf_counter()
     n = sum(len(page) for page in source.pages(profile.start))
-    assert n == len(sim)
+    assert n == versions
     return time.perf_counter() - started
+
+
+def _floor() -> float:
+    """Fetch every page, parse it, and insert all rows with one executemany into the hub database."""
+    import orjson
+    from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert
+
+    from connectors.rest.profile import RestProfile
+    from connectors.rest.source import RestSource
+    from hiresync.config.connections import get_connection
+    from hiresync.config.settings import Settings
+    from hiresync.hub.store import engine_for
+
+    settings = Settings.from_env()
+    profile = RestProfile.load(settings.home / "connectors/profiles/aiview.yaml")
+    table = Table("floor_results", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("vendor_result_id", String(128)), Column("payload", Text))
+    engine = engine_for(settings.hub_url)
+    table.metadata.create_all(engine)
+    started = time.perf_counter()
+    source = RestSource(profile, get_connection(profile.connection))
+    rows = [{"vendor_result_id": str(p.get("result_id") or p.get("id")), "payload": orjson.dumps(p).decode()}
+            for page in source.pages(profile.start) for p in page]
+    with engine.begin() as conn:
+        conn.execute(insert(table), rows)
+    return time.perf_counter() - started
+
+
+def _hub_bytes(url: str) -> int:
+    """The hub's size on disk: the SQLite file once its write-ahead log is checkpointed (the WAL is
+    transient), or the PostgreSQL database."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from hiresync.hub.store import engine_for
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        base = Path(parsed.database)
+        with engine_for(url).connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(p.stat().st_size for p in (base, Path(f"{base}-wal")) if p.exists())
+    with engine_for(url).connect() as conn:
+        return int(conn.scalar(text("SELECT pg_database_size(current_database())")))
 
 
 def _one(db: str, mode: str, count: int, hub_url: str | None) -> dict:
@@ -124,32 +201,38 @@ def main() -> None:
         return
 
     print(f"HireSync end-to-end benchmark: {args.count:,} simulated results, median of {args.repeat} runs each")
-    baseline = [_one("baseline", "baseline", args.count, None) for _ in range(args.repeat)]
-    base_s = statistics.median(r["seconds"] for r in baseline)
-    base_rate = baseline[0]["pulled"] / base_s
-    print(f"\nbaseline (pull pages only, no processing): {base_rate:,.0f} results/s  ({base_s:.1f} s)")
+    pull = [_one("pull", "baseline", args.count, None) for _ in range(args.repeat)]
+    pull_s = statistics.median(r["seconds"] for r in pull)
+    print(f"\npull + parse only: {pull[0]['pulled'] / pull_s:,.0f} results/s  ({pull_s:.1f} s)")
     for db in args.db or ["sqlite", "postgresql"]:
-        url, drop = (None, None) if db == "sqlite" else _server_db(args.pg_url)
-        if db != "sqlite" and url is None:
+        floors, runs = [], []
+        for mode, out in (("floor", floors), ("pipeline", runs)):
+            for _ in range(args.repeat):  # every run starts on an empty database
+                url, drop = (None, None) if db == "sqlite" else _server_db(args.pg_url)
+                if db != "sqlite" and url is None:
+                    break
+                try:
+                    out.append(_one(db, mode, args.count, url))
+                finally:
+                    if drop:
+                        drop()
+        if not runs:
             continue
-        runs = []
-        try:
-            for _ in range(args.repeat):
-                if drop:  # every run starts on an empty hub
-                    drop()
-                    url, drop = _server_db(args.pg_url)
-                runs.append(_one(db, "pipeline", args.count, url))
-        finally:
-            if drop:
-                drop()
+        floor_s = statistics.median(r["seconds"] for r in floors)
+        floor_rate = floors[0]["pulled"] / floor_s
         seconds = statistics.median(r["seconds"] for r in runs)
         rate = runs[0]["pulled"] / seconds
-        print(f"\n{db}: {rate:,.0f} results/s end to end  ({seconds:.1f} s for {runs[0]['pulled']:,} pulled, "
-              f"{runs[0]['quarantined']:,} quarantined)  = {rate / base_rate:.2f} x baseline")
+        print(f"\n{db}:")
+        print(f"  floor (pull + parse + one bulk insert)  {floor_rate:>9,.0f} results/s  ({floor_s:.1f} s)")
+        print(f"  HireSync end to end                     {rate:>9,.0f} results/s  ({seconds:.1f} s for "
+              f"{runs[0]['pulled']:,} pulled, {runs[0]['quarantined']:,} quarantined)  = {rate / floor_rate:.2f} x floor")
         for stage in runs[0]["stages"]:
             s = statistics.median(r["stages"][stage] for r in runs)
-            print(f"  {stage:<9} {s:7.2f} s  {runs[0]['pulled'] / s:>10,.0f} results/s  {s / seconds:5.1%}")
-        print(f"  peak memory (RSS, median) {statistics.median(r['peak_rss_mb'] for r in runs):,.0f} MB")
+            print(f"    {stage:<9} {s:7.2f} s  {runs[0]['pulled'] / s:>10,.0f} results/s  {s / seconds:5.1%}")
+        print(f"  peak memory (RSS, median)  {statistics.median(r['peak_rss_mb'] for r in runs):,.0f} MB")
+        per_result = statistics.median(r["hub_bytes"] / max(r["results"], 1) for r in runs)
+        print(f"  hub on disk  {statistics.median(r['hub_bytes'] for r in runs) / 2**20:,.0f} MB = "
+              f"{per_result / 1024:.1f} KB per stored result")
 
 
 if __name__ == "__main__":

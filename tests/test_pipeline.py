@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -36,7 +37,18 @@ def watermark(settings):
         return mark.cursor_value if mark else None
 
 
-def test_first_run_accounts_for_every_pulled_result(settings, aiview):
+@pytest.fixture(params=[None, 23], ids=["one-batch", "batches-of-23"])
+def batched(request, settings, monkeypatch):
+    """`settings`, and again with micro-batches so small that a run spans many (the invariants must
+    not depend on a run fitting in one batch)."""
+    if request.param is None:
+        return settings
+    monkeypatch.setenv("HIRESYNC_BATCH_SIZE", str(request.param))
+    return dataclasses.replace(settings, batch_size=request.param)
+
+
+def test_first_run_accounts_for_every_pulled_result(batched, aiview):
+    settings = batched
     summary = run_source("aiview", settings)
 
     total_versions = 300 + len(aiview.rescored)
@@ -45,7 +57,9 @@ def test_first_run_accounts_for_every_pulled_result(settings, aiview):
     assert summary["pulled"] == summary["inserted"] + summary["updated"] + summary["unchanged"] + summary["quarantined"]
     assert summary["quarantined"] == len(aiview.defects)
     assert summary["inserted"] == 300 - len(aiview.defects)
-    assert summary["delivered"] == summary["inserted"]
+    # One batch: a re-score pulled with its first version supersedes it. Many batches: the first
+    # version may be loaded and delivered in an earlier batch, the re-score then updates it.
+    assert summary["delivered"] == summary["inserted"] + summary["updated"]
     assert count(settings, InterviewResult) == summary["inserted"]
     assert ehr_count(settings) == summary["inserted"]
     assert count(settings, RecordLineage) == summary["pulled"]
@@ -76,7 +90,8 @@ def test_each_defect_is_quarantined_with_its_field_and_rule(settings, aiview):
         assert rows[key].reason_code == rows[key].problems[0]["rule"]
 
 
-def test_rerun_of_the_same_window_changes_and_duplicates_nothing(settings, aiview):
+def test_rerun_of_the_same_window_changes_and_duplicates_nothing(batched, aiview):
+    settings = batched
     run_source("aiview", settings)
     before = {m.__tablename__: count(settings, m) for m in (Candidate, InterviewResult, DimensionScore, Outbox, RawPayload)}
     ehr_before = ehr_count(settings)
@@ -112,7 +127,8 @@ def test_second_run_is_incremental(settings, aiview):
     assert {k.split(":", 1)[1]: v for k, v in ehr_versions.items()} == bumped
 
 
-def test_an_older_version_never_overwrites_a_newer_one(settings, aiview, monkeypatch):
+def test_an_older_version_never_overwrites_a_newer_one(batched, aiview, monkeypatch):
+    settings = batched
     from simulators.aiview import AIViewSimulator
 
     run_source("aiview", settings)
@@ -135,7 +151,8 @@ def test_an_older_version_never_overwrites_a_newer_one(settings, aiview, monkeyp
     assert outcome == "stale"
 
 
-def test_a_crash_inside_load_leaves_the_hub_as_it_was(settings, aiview, monkeypatch):
+def test_a_crash_inside_load_leaves_the_hub_as_it_was(batched, aiview, monkeypatch):
+    settings = batched
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash after the data, before the watermark")
 
@@ -161,7 +178,8 @@ def test_a_crash_inside_load_leaves_the_hub_as_it_was(settings, aiview, monkeypa
     assert watermark(settings) is not None
 
 
-def test_load_retried_after_success_does_nothing_twice(settings, aiview):
+def test_load_retried_after_success_does_nothing_twice(batched, aiview):
+    settings = batched
     from hiresync.pipeline.context import RunContext
     from hiresync.pipeline.load import load
 
@@ -243,3 +261,33 @@ def test_outbox_payloads_and_hub_columns_hold_no_plaintext_personal_data(setting
         dump = json.dumps([list(map(str, row)) for model in (Candidate, InterviewResult, Outbox, RawPayload, Quarantine, RecordLineage)
                            for row in conn.execute(select(model.__table__))], ensure_ascii=False)
     assert leaks(dump, personal_values(aiview.records())) == []
+
+
+def test_a_database_error_between_two_batches_fails_the_run_names_the_batch_and_keeps_nothing(settings, aiview,
+                                                                                                 monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    settings = dataclasses.replace(settings, batch_size=50)
+    real, calls = load_module._load_batch, []
+
+    def second_batch_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the first batch is in the transaction, the second one dies
+            raise OperationalError("INSERT INTO interview_results ...", {}, Exception("database is gone"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(load_module, "_load_batch", second_batch_fails)
+    with pytest.raises(Exception, match=r"batch 2 \(rows 50-99\)"):
+        run_source("aiview", settings, run_id="mid-batch")
+    assert watermark(settings) is None
+    for model in (InterviewResult, Candidate, Quarantine, RecordLineage, Outbox, RawPayload):
+        assert count(settings, model) == 0, model.__tablename__
+    with transaction(settings.hub_url) as s:
+        run = s.get(Run, "mid-batch")
+        assert run.status == "failed" and "batch 2" in run.error and "database is gone" not in run.error
+
+    monkeypatch.setattr(load_module, "_load_batch", real)
+    summary = run_source("aiview", settings, run_id="mid-batch")  # the same run, retried, finishes once
+    assert summary["status"] == "success" and summary["pulled"] == 300 + len(aiview.rescored)
+    assert count(settings, RecordLineage) == summary["pulled"]
+    assert count(settings, InterviewResult) == summary["inserted"] == 300 - len(aiview.defects)

@@ -398,9 +398,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--defect-rate", type=float, default=0.03)
     parser.add_argument("--rescore-rate", type=float, default=0.05)
     parser.add_argument("--client-id", default="hiresync")
+    parser.add_argument("--page-limit-max", type=int, default=500)
     args = parser.parse_args(argv)
     sim = AIViewSimulator(args.count, args.seed, args.defect_rate, args.rescore_rate,
-                          client_id=args.client_id, port=args.port)
+                          client_id=args.client_id, port=args.port, page_limit_max=args.page_limit_max)
     url = sim.start()
     # The secret stays out of the output: it is the constructor default (see the docs).
     print(f"AIView simulator: {url}  client_id={sim.client_id}  "

@@ -19,6 +19,8 @@ class Settings:
     key_file: Path
     sources_file: Path
     policy_file: Path
+    # Records per micro-batch through validate, map and load: memory is bounded by this, not by the run.
+    batch_size: int = 5000
 
     @property
     def staging_dir(self) -> Path:
@@ -40,12 +42,22 @@ class Settings:
             key_file=Path(os.environ.get("HIRESYNC_KEY_FILE", var_dir / "keys.json")),
             sources_file=Path(os.environ.get("HIRESYNC_SOURCES", home / "sources.yaml")),
             policy_file=Path(os.environ.get("HIRESYNC_POLICY", home / "policy.yaml")),
+            batch_size=_positive_int("HIRESYNC_BATCH_SIZE", 5000),
         )
 
     def resolve(self, relative: str | Path) -> Path:
         """Paths in config files are relative to the project home."""
         p = Path(relative)
         return p if p.is_absolute() else self.home / p
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {raw!r}")
+    return int(raw)
 
 
 def safe_url(url: str) -> str:

@@ -331,3 +331,31 @@ def _percent(value: Any) -> float | None:
         return None
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def merge_summaries(total: dict | None, part: dict) -> dict:
+    """The value-free summary of a suite run over a whole run, from its micro-batches' summaries:
+    counts add up, an expectation succeeds only if it succeeded in every batch."""
+    if total is None:
+        return {**part, "expectations": [dict(e) for e in part.get("expectations") or []],
+                "statistics": dict(part.get("statistics") or {})}
+    total["rows"] = total.get("rows", 0) + part.get("rows", 0)
+    total["failed_rows"] = total.get("failed_rows", 0) + part.get("failed_rows", 0)
+    mine, theirs = total.get("expectations") or [], part.get("expectations") or []
+    if not mine:
+        total["expectations"] = mine = [dict(e) for e in theirs]
+    elif theirs:
+        for e, p in zip(mine, theirs):
+            e["success"] = bool(e["success"] and p["success"])
+            for k in ("element_count", "unexpected_count", "missing_count"):
+                if p.get(k) is not None:
+                    e[k] = (e.get(k) or 0) + p[k]
+            judged = (e.get("element_count") or 0) - (e.get("missing_count") or 0)
+            e["unexpected_percent"] = (100.0 * (e.get("unexpected_count") or 0) / judged) if judged > 0 else None
+    if mine:
+        ok = sum(1 for e in mine if e["success"])
+        stats = total.setdefault("statistics", {})
+        stats.update(evaluated_expectations=len(mine), successful_expectations=ok,
+                     unsuccessful_expectations=len(mine) - ok, success_percent=100.0 * ok / len(mine),
+                     rows_evaluated=total["rows"])
+    return total

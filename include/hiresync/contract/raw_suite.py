@@ -16,9 +16,10 @@ ROW = "__row"
 KEY = "record.key"
 
 
-def frame_rows(payloads: list[dict], mapping: MappingSpec) -> list[dict]:
+def frame_rows(payloads: list[dict], mapping: MappingSpec, first_row: int = 0) -> list[dict]:
+    """One frame row per payload, numbered from `first_row` (a micro-batch's place in the run)."""
     rows = []
-    for i, payload in enumerate(payloads):
+    for i, payload in enumerate(payloads, start=first_row):
         row = {ROW: i, KEY: mapping.key_of(payload)}
         for spec in mapping.fields:
             value = spec.extract(payload)

@@ -1,8 +1,10 @@
 """Run-scoped staging files under var/staging/<run>/: how the steps hand work to each other.
 
-Airflow tasks pass the run id, never data. Records are written one encrypted JSON document per
-line (they hold personal data); small manifests and reason lists are plain JSON (keys, fields,
-rules, masked values only).
+Airflow tasks pass the run id, never data. Records are staged in micro-batches: one line per
+batch, the batch serialised once and encrypted once (AES-GCM, bound to the run, the file and the
+batch's position, so batches cannot be swapped or replayed into another run). Every step reads
+and writes batch by batch, so a run's memory is bounded by one batch, not by the run. Small
+manifests and reason lists are plain JSON (keys, fields, rules, masked values only).
 """
 
 from __future__ import annotations
@@ -10,36 +12,53 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from hiresync import jsonfast
 from hiresync.privacy.pii import Keyring
 
+DEFAULT_BATCH = 5000
+
 
 class Staging:
-    def __init__(self, root: Path, run_id: str, keys: Keyring):
+    def __init__(self, root: Path, run_id: str, keys: Keyring, batch_size: int = DEFAULT_BATCH):
         self.dir = root / re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
         self.run_id = run_id
+        self.batch_size = batch_size
         self._keys = keys
-        self._context = f"staging:{run_id}"
 
-    def write_records(self, name: str, records: Iterable[dict]) -> int:
+    def _context(self, name: str, index: int) -> str:
+        return f"staging:{self.run_id}:{name}:{index}"
+
+    @contextmanager
+    def writer(self, name: str) -> Iterator["BatchWriter"]:
+        """Write batches one at a time; the file appears whole (renamed into place) or not at all."""
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / f"{name}.tmp"
-        n = 0
         with tmp.open("w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(self._keys.encrypt(jsonfast.dumps(rec), self._context))
-                f.write("\n")
-                n += 1
+            w = BatchWriter(self, name, f)
+            yield w
         tmp.replace(self.dir / f"{name}.enc")  # readers never see a half-written file
-        return n
+
+    def write_records(self, name: str, records: Iterable[dict]) -> int:
+        """Records from any iterable (a generator stays lazy), cut into batches of `batch_size`."""
+        it = iter(records)
+        with self.writer(name) as w:
+            while batch := list(islice(it, self.batch_size)):
+                w.write(batch)
+        return w.count
+
+    def read_batches(self, name: str) -> Iterator[list[dict]]:
+        with (self.dir / f"{name}.enc").open(encoding="utf-8") as f:
+            for index, line in enumerate(f):
+                yield jsonfast.loads(self._keys.decrypt(line.rstrip("\n"), self._context(name, index)))
 
     def read_records(self, name: str) -> Iterator[dict]:
-        with (self.dir / f"{name}.enc").open(encoding="utf-8") as f:
-            for line in f:
-                yield jsonfast.loads(self._keys.decrypt(line.rstrip("\n"), self._context))
+        for batch in self.read_batches(name):
+            yield from batch
 
     def write_json(self, name: str, doc) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -55,3 +74,19 @@ class Staging:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class BatchWriter:
+    def __init__(self, staging: Staging, name: str, file):
+        self._staging, self._name, self._file = staging, name, file
+        self.batches = 0
+        self.count = 0
+
+    def write(self, batch: list[dict]) -> None:
+        """One batch, as given (the caller decides its size: a mapped batch mirrors its raw batch)."""
+        text = self._staging._keys.encrypt(jsonfast.dumps(batch), self._staging._context(self._name, self.batches),
+                                          compress=True)
+        self._file.write(text)
+        self._file.write("\n")
+        self.batches += 1
+        self.count += len(batch)

@@ -43,7 +43,7 @@ class RunContext:
 
     @cached_property
     def staging(self) -> Staging:
-        return Staging(self.settings.staging_dir, self.run_id, self.keys)
+        return Staging(self.settings.staging_dir, self.run_id, self.keys, self.settings.batch_size)
 
     def transaction(self):
         return transaction(self.settings.hub_url)

@@ -11,6 +11,7 @@ not cost 100,000 round trips.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, TypeVar
@@ -45,63 +46,22 @@ def load(ctx: RunContext) -> dict:
             raise HireSyncError(f"run {ctx.run_id!r} was never extracted")
         if run.status in ("loaded", "success"):
             return run_counts(run)  # a retried task: the data is in, do nothing twice
-        raws = list(staging.read_records("raw"))
-        mapped = {m["row"]: m["record"] for m in staging.read_records("mapped")}
         loader = _Loader(s, ctx)
-        raw_ids = loader.store_raw_payloads(raws)
-        outcomes: dict[int, str] = {}
-        row_keys: dict[int, str] = {}
+        tally: Counter[str] = Counter()
+        offset = 0
+        # Batch by batch, in the one transaction: memory holds one batch, the database the rest.
+        for number, (raws, mapped) in enumerate(zip(staging.read_batches("raw"), staging.read_batches("mapped"))):
+            try:
+                tally += _load_batch(s, ctx, loader, raws, {m["row"]: m["record"] for m in mapped}, offset,
+                                     failures, map_problems)
+            except HireSyncError:
+                raise
+            except Exception as exc:  # a database error: the run fails naming the batch, nothing is kept
+                raise HireSyncError(f"run {ctx.run_id!r}: batch {number + 1} (rows {offset}-{offset + len(raws) - 1}) "
+                                    f"failed to load ({type(exc).__name__}); nothing of the run was loaded") from exc
+            offset += len(raws)
 
-        quarantine_rows = []
-        for row, raw in enumerate(raws):
-            problems = failures.get(str(row)) or map_problems.get(str(row))
-            key = ctx.mapping.key_of(raw["payload"]) or ""
-            row_keys[row] = key
-            if problems:
-                problems = [{**p, "value": p.get("value") or ctx.mapping.masked_value(raw["payload"], p["field"])}
-                            for p in problems]
-                quarantine_rows.append(dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key,
-                                            raw_payload_id=raw_ids[row], reason_code=problems[0]["rule"],
-                                            problems=problems, status="open"))
-                outcomes[row] = "quarantined"
-            elif row not in mapped:
-                raise HireSyncError(f"run {ctx.run_id!r}: staged row {row} was neither mapped nor quarantined")
-        if quarantine_rows:
-            s.execute(insert(Quarantine.__table__), quarantine_rows)
-
-        # A change feed can hold several versions of one result: the newest one competes with
-        # the hub, the older ones are superseded within the batch.
-        versions: dict[str, list[int]] = {}
-        for row in sorted(mapped, key=lambda r: (mapped[r]["result"]["source_updated_at"], r)):
-            versions.setdefault(mapped[row]["vendor_result_id"], []).append(row)
-        winners = {}
-        for key, rows in versions.items():
-            winners[key] = rows[-1]
-            outcomes.update({r: "superseded" for r in rows[:-1]})
-        result_ids: dict[str, int] = {}
-        for chunk in chunks(list(winners.items()), CHUNK):
-            for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r]) for k, r in chunk]).items():
-                outcomes[winners[key]] = outcome
-                if result_id is not None:
-                    result_ids[key] = result_id
-        if loader.conflicts:
-            s.execute(insert(Quarantine.__table__), [
-                dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key, raw_payload_id=raw_ids[winners[key]],
-                     reason_code=c.kind, problems=[{"field": c.field, "rule": c.kind, "value": "see identity review"}],
-                     status="open") for key, c in loader.conflicts.items()])
-            loader.identity.open_reviews(ctx.run_id, loader.conflicts)
-
-        lineage = [dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=row_keys[row],
-                        payload_hash=raws[row]["hash"], raw_payload_id=raw_ids[row],
-                        result_id=result_ids.get(row_keys[row]) if outcomes[row] != "quarantined" else None,
-                        mapping_version=ctx.mapping.version, outcome=outcomes[row])
-                   for row in range(len(raws))]
-        for chunk in chunks(lineage, 5000):
-            s.execute(insert(RecordLineage.__table__), chunk)
-
-        tally = {o: sum(1 for v in outcomes.values() if v == o)
-                 for o in ("inserted", "updated", "unchanged", "stale", "superseded", "quarantined")}
-        run.pulled = len(raws)
+        run.pulled = offset
         run.inserted, run.updated = tally["inserted"], tally["updated"]
         run.unchanged = tally["unchanged"] + tally["stale"] + tally["superseded"]
         run.quarantined = tally["quarantined"]
@@ -110,11 +70,73 @@ def load(ctx: RunContext) -> dict:
         _remember_mapping(s, ctx)
         if run.pulled != run.inserted + run.updated + run.unchanged + run.quarantined:
             raise HireSyncError(f"run {ctx.run_id!r}: accounting does not balance; nothing was loaded")
+        if manifest.get("pulled") is not None and manifest["pulled"] != run.pulled:
+            raise HireSyncError(f"run {ctx.run_id!r}: staged {run.pulled} of {manifest['pulled']} pulled; nothing was loaded")
         if manifest.get("max_cursor"):
             run.watermark_after = _advance_watermark(s, ctx, datetime.fromisoformat(manifest["max_cursor"]))
         record_consumed(s, ctx.source.name, ctx.run_id, manifest)  # inbox rows, dropped files: with their data
         run.status = "loaded"
         return run_counts(run)
+
+
+def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
+                offset: int, failures: dict, map_problems: dict) -> Counter[str]:
+    """One micro-batch: raw payloads, quarantine, results behind the version guard, outbox, lineage.
+    Rows are numbered across the run (`offset` + position), as validate and map numbered them."""
+    raw_ids = dict(zip(range(offset, offset + len(raws)), loader.store_raw_payloads(raws)))
+    raw_of = dict(zip(range(offset, offset + len(raws)), raws))
+    outcomes: dict[int, str] = {}
+    row_keys: dict[int, str] = {}
+
+    quarantine_rows = []
+    for row, raw in raw_of.items():
+        problems = failures.get(str(row)) or map_problems.get(str(row))
+        key = ctx.mapping.key_of(raw["payload"]) or ""
+        row_keys[row] = key
+        if problems:
+            problems = [{**p, "value": p.get("value") or ctx.mapping.masked_value(raw["payload"], p["field"])}
+                        for p in problems]
+            quarantine_rows.append(dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key,
+                                        raw_payload_id=raw_ids[row], reason_code=problems[0]["rule"],
+                                        problems=problems, status="open"))
+            outcomes[row] = "quarantined"
+        elif row not in mapped:
+            raise HireSyncError(f"run {ctx.run_id!r}: staged row {row} was neither mapped nor quarantined")
+    if quarantine_rows:
+        s.execute(insert(Quarantine.__table__), quarantine_rows)
+
+    # A change feed can hold several versions of one result: within a batch the newest one
+    # competes with the hub and the older ones are superseded; across batches the version guard
+    # decides, as it does across runs.
+    versions: dict[str, list[int]] = {}
+    for row in sorted(mapped, key=lambda r: (mapped[r]["result"]["source_updated_at"], r)):
+        versions.setdefault(mapped[row]["vendor_result_id"], []).append(row)
+    winners = {}
+    for key, rows in versions.items():
+        winners[key] = rows[-1]
+        outcomes.update({r: "superseded" for r in rows[:-1]})
+    result_ids: dict[str, int] = {}
+    loader.conflicts = {}
+    for chunk in chunks(list(winners.items()), CHUNK):
+        for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r]) for k, r in chunk]).items():
+            outcomes[winners[key]] = outcome
+            if result_id is not None:
+                result_ids[key] = result_id
+    if loader.conflicts:
+        s.execute(insert(Quarantine.__table__), [
+            dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key, raw_payload_id=raw_ids[winners[key]],
+                 reason_code=c.kind, problems=[{"field": c.field, "rule": c.kind, "value": "see identity review"}],
+                 status="open") for key, c in loader.conflicts.items()])
+        loader.identity.open_reviews(ctx.run_id, loader.conflicts)
+
+    lineage = [dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=row_keys[row],
+                    payload_hash=raw["hash"], raw_payload_id=raw_ids[row],
+                    result_id=result_ids.get(row_keys[row]) if outcomes[row] != "quarantined" else None,
+                    mapping_version=ctx.mapping.version, outcome=outcomes[row])
+               for row, raw in raw_of.items()]
+    if lineage:
+        s.execute(insert(RecordLineage.__table__), lineage)
+    return Counter(outcomes.values())
 
 
 def run_counts(run: Run) -> dict:
@@ -154,7 +176,7 @@ class _Loader:
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
                 RawPayload.source == source, RawPayload.payload_hash.in_(chunk))).all())
         new = [dict(source=source, vendor_result_id=self.ctx.mapping.key_of(r["payload"]) or "", payload_hash=h,
-                    payload_enc=self.keys.encrypt(jsonfast.dumps(r["payload"]), f"raw_payloads:{source}:{h}"),
+                    payload_enc=self.keys.encrypt(jsonfast.dumps(r["payload"]), f"raw_payloads:{source}:{h}", compress=True),
                     run_id=self.ctx.run_id)
                for h, r in wanted.items() if h not in ids]
         for chunk in chunks(new, 2000):
@@ -244,19 +266,23 @@ class _Loader:
         )
 
     def _queue_outbox(self, changed, out, candidate_of) -> None:
-        rows = []
+        wanted = {}
         for target in self.ctx.source.targets:
             for key, rec, digest, version in changed:
                 idem = hashlib.sha256(f"{target}|{self.vendor}|{key}|{digest}".encode()).hexdigest()
-                payload = delivery_payload(self.vendor, key, rec, version, candidate_of(rec)[1])
-                rows.append(dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
-                                 payload_enc=self.keys.encrypt(jsonfast.dumps(payload),
-                                                               f"outbox:{target}:{idem}"),
-                                 status="pending", run_id=self.ctx.run_id))
+                wanted[idem] = (target, key, rec, version)
         known = set()
-        for chunk in chunks([r["idempotency_key"] for r in rows], CHUNK):
+        for chunk in chunks(list(wanted), CHUNK):
             known.update(self.s.scalars(select(Outbox.idempotency_key).where(Outbox.idempotency_key.in_(chunk))))
-        rows = [r for r in rows if r["idempotency_key"] not in known]
+        rows = []
+        for idem, (target, key, rec, version) in wanted.items():
+            if idem in known:
+                continue
+            payload = delivery_payload(self.vendor, key, rec, version, candidate_of(rec)[1])
+            rows.append(dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
+                             payload_enc=self.keys.encrypt(jsonfast.dumps(payload), f"outbox:{target}:{idem}",
+                                                           compress=True),
+                             status="pending", run_id=self.ctx.run_id))
         if rows:
             self.s.execute(insert(Outbox.__table__), rows)
 

@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import secrets
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hiresync.errors import KeyMaterialError
+
+_DEFLATED = b"\x00z"  # prefix of a plaintext that was deflated before encryption
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,14 @@ class Keyring:
         return version
 
     # -- use -------------------------------------------------------------------------------
-    def encrypt(self, plaintext: str, context: str) -> str:
+    def encrypt(self, plaintext: str, context: str, compress: bool = False) -> str:
+        """AES-GCM under the active key, bound to `context`. `compress` deflates first: for whole
+        payloads (JSON shrinks three to four times), not for single values."""
+        data = plaintext.encode()
+        if compress:
+            data = _DEFLATED + zlib.compress(data, 1)
         nonce = os.urandom(12)
-        ct = self._aead[self.active].encrypt(nonce, plaintext.encode(), context.encode())
+        ct = self._aead[self.active].encrypt(nonce, data, context.encode())
         return f"v{self.active}:{_b64(nonce + ct)}"
 
     def decrypt(self, token: str, context: str) -> str:
@@ -111,11 +119,13 @@ class Keyring:
         try:
             version = int(head[1:])
             raw = base64.b64decode(body)
-            return self._aead[version].decrypt(raw[:12], raw[12:], context.encode()).decode()
+            data = self._aead[version].decrypt(raw[:12], raw[12:], context.encode())
         except KeyError:
             raise KeyMaterialError(f"key version {head[1:]} is not in the keyring") from None
         except (InvalidTag, ValueError):
             raise KeyMaterialError(f"a value in {context.split(':')[0]} does not decrypt with key version {head[1:]}: wrong key?") from None
+        # Text never starts with NUL, so the marker cannot be mistaken for a plain value.
+        return (zlib.decompress(data[len(_DEFLATED):]) if data.startswith(_DEFLATED) else data).decode()
 
     def blind_index(self, value: str, version: int | None = None) -> str:
         key = self._versions[version or self.active].idx
