@@ -291,3 +291,51 @@ def test_a_database_error_between_two_batches_fails_the_run_names_the_batch_and_
     assert summary["status"] == "success" and summary["pulled"] == 300 + len(aiview.rescored)
     assert count(settings, RecordLineage) == summary["pulled"]
     assert count(settings, InterviewResult) == summary["inserted"] == 300 - len(aiview.defects)
+
+
+def test_a_rerun_that_pulls_nothing_new_skips_the_contract_and_never_imports_great_expectations(settings, aiview):
+    import os
+    import subprocess
+    import sys
+
+    first = run_source("aiview", settings)
+    with transaction(settings.hub_url) as s:  # rewind: the whole window again, every payload already known
+        s.delete(s.get(Watermark, "aiview"))
+    quarantined_before = count(settings, Quarantine)
+    script = ("import json, sys; from hiresync.pipeline.runner import run_source; s = run_source('aiview'); "
+              "print(json.dumps({'summary': s, 'gx': 'great_expectations' in sys.modules, "
+              "'pandas': 'pandas' in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", script], env=os.environ, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    second = result["summary"]
+
+    assert result["gx"] is False and result["pandas"] is False  # nothing new: no contract to evaluate
+    assert second["pulled"] == first["pulled"]
+    assert second["inserted"] == second["updated"] == 0 and second["delivered"] == 0
+    assert second["quarantined"] == first["quarantined"] == len(aiview.defects)
+    assert second["pulled"] == second["unchanged"] + second["quarantined"]
+    assert count(settings, Quarantine) == quarantined_before  # the same defect again is not a second row
+    assert count(settings, RecordLineage) == first["pulled"] + second["pulled"]
+    with transaction(settings.hub_url) as s:
+        outcomes = dict(s.execute(select(RecordLineage.outcome, func.count()).where(
+            RecordLineage.run_id == second["run_id"]).group_by(RecordLineage.outcome)).all())
+    # the re-scores' first versions are known too, and the hub holds their newer version
+    assert outcomes == {"unchanged": 300 - len(aiview.defects), "stale": len(aiview.rescored),
+                        "quarantined": len(aiview.defects)}
+
+
+def test_a_payload_quarantined_for_a_reason_time_can_change_is_judged_again(settings, aiview):
+    from hiresync.load.known import REJUDGE
+
+    run_source("aiview", settings)
+    with transaction(settings.hub_url) as s:
+        q = s.scalars(select(Quarantine).limit(1)).one()
+        q.problems = [{**q.problems[0], "rule": "FUTURE"}]  # as if it had been dated ahead of the clock
+        s.delete(s.get(Watermark, "aiview"))
+    assert "FUTURE" in REJUDGE
+    second = run_source("aiview", settings)
+    assert second["quarantined"] == len(aiview.defects)
+    with transaction(settings.hub_url) as s:
+        rows = s.scalars(select(Quarantine).where(Quarantine.vendor_result_id == q.vendor_result_id)).all()
+    assert len(rows) == 2  # judged again, so quarantined again with today's reason

@@ -16,10 +16,10 @@ ROW = "__row"
 KEY = "record.key"
 
 
-def frame_rows(payloads: list[dict], mapping: MappingSpec, first_row: int = 0) -> list[dict]:
-    """One frame row per payload, numbered from `first_row` (a micro-batch's place in the run)."""
+def frame_rows(payloads: list[dict], mapping: MappingSpec, numbers: list[int] | None = None) -> list[dict]:
+    """One frame row per payload, numbered by `numbers` (their rows in the run) or from 0."""
     rows = []
-    for i, payload in enumerate(payloads, start=first_row):
+    for i, payload in zip(numbers if numbers is not None else range(len(payloads)), payloads):
         row = {ROW: i, KEY: mapping.key_of(payload)}
         for spec in mapping.fields:
             value = spec.extract(payload)

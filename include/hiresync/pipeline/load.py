@@ -28,6 +28,7 @@ from hiresync.hub.models import (
 from hiresync.mapping.spec import content_hash
 from hiresync.pipeline.context import RunContext
 from hiresync.load.consumed import record_consumed
+from hiresync.load.known import known_payloads
 from hiresync.delivery.workflow import Change, queue_events
 
 CHUNK = 500
@@ -50,10 +51,11 @@ def load(ctx: RunContext) -> dict:
         tally: Counter[str] = Counter()
         offset = 0
         # Batch by batch, in the one transaction: memory holds one batch, the database the rest.
-        for number, (raws, mapped) in enumerate(zip(staging.read_batches("raw"), staging.read_batches("mapped"))):
+        batches = zip(staging.read_batches("raw"), staging.read_batches("mapped"), staging.read_batches("known"))
+        for number, (raws, mapped, known) in enumerate(batches):
             try:
-                tally += _load_batch(s, ctx, loader, raws, {m["row"]: m["record"] for m in mapped}, offset,
-                                     failures, map_problems)
+                tally += _load_batch(s, ctx, loader, raws, {m["row"]: m["record"] for m in mapped},
+                                     {k["row"] for k in known}, offset, failures, map_problems)
             except HireSyncError:
                 raise
             except Exception as exc:  # a database error: the run fails naming the batch, nothing is kept
@@ -80,20 +82,29 @@ def load(ctx: RunContext) -> dict:
 
 
 def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
-                offset: int, failures: dict, map_problems: dict) -> Counter[str]:
+                known_rows: set[int], offset: int, failures: dict, map_problems: dict) -> Counter[str]:
     """One micro-batch: raw payloads, quarantine, results behind the version guard, outbox, lineage.
     Rows are numbered across the run (`offset` + position), as validate and map numbered them."""
     raw_ids = dict(zip(range(offset, offset + len(raws)), loader.store_raw_payloads(raws)))
     raw_of = dict(zip(range(offset, offset + len(raws)), raws))
     outcomes: dict[int, str] = {}
     row_keys: dict[int, str] = {}
+    result_ids: dict[str, int] = {}
 
+    known = known_payloads(s, ctx.source.name, ctx.mapping,
+                           [(ctx.mapping.key_of(raw_of[r]["payload"]) or "", raw_of[r]["hash"]) for r in known_rows])
     quarantine_rows = []
     for row, raw in raw_of.items():
         problems = failures.get(str(row)) or map_problems.get(str(row))
         key = ctx.mapping.key_of(raw["payload"]) or ""
         row_keys[row] = key
-        if problems:
+        if row in known_rows:  # seen before, byte for byte, under this mapping (hiresync.load.known)
+            seen = known.get(raw["hash"])
+            # Gone from the hub since validate (erased, or its quarantine resolved): nothing to load now.
+            outcomes[row] = seen.outcome if seen else "unchanged"
+            if seen and seen.result_id is not None:
+                result_ids.setdefault(key, seen.result_id)
+        elif problems:
             problems = [{**p, "value": p.get("value") or ctx.mapping.masked_value(raw["payload"], p["field"])}
                         for p in problems]
             quarantine_rows.append(dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key,
@@ -115,7 +126,6 @@ def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict]
     for key, rows in versions.items():
         winners[key] = rows[-1]
         outcomes.update({r: "superseded" for r in rows[:-1]})
-    result_ids: dict[str, int] = {}
     loader.conflicts = {}
     for chunk in chunks(list(winners.items()), CHUNK):
         for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r]) for k, r in chunk]).items():

@@ -1,6 +1,7 @@
 """Map: every payload that passed validation becomes a canonical record, or field-level problems.
 
-Batch by batch, as staged: each mapped batch goes through the canonical GX suite
+Batch by batch, as staged (payloads the hub already holds, staged as `known` by validate, are
+skipped): each mapped batch goes through the canonical GX suite
 (hiresync.contract.canonical_suite) and is staged as the mapped batch of the same position, so
 the load step reads raw and mapped batches side by side. Rows the suite fails join the mapping
 problems in `map_problems.json`, which the load step quarantines. Last, the whole run is judged
@@ -25,11 +26,12 @@ def map_records(ctx: RunContext) -> dict:
     canonical_summary = None
     rows = staged = 0
     with ctx.staging.writer("mapped") as out:
-        for batch in ctx.staging.read_batches("raw"):
+        for batch, known in zip(ctx.staging.read_batches("raw"), ctx.staging.read_batches("known")):
+            skip = failed | {k["row"] for k in known}  # known: loaded before, byte for byte (validate)
             mapped: list[tuple[int, dict]] = []
             for row, raw in enumerate(batch, start=rows):
                 presence.see(raw["payload"])
-                if row in failed:
+                if row in skip:
                     continue
                 record, errs = mapping.map(raw["payload"])
                 if errs:
