@@ -27,7 +27,7 @@ def frame_rows(payloads: list[dict], mapping: MappingSpec) -> list[dict]:
             else:
                 row[spec.name] = None if value is None else (value if spec.type == "number" else str(value))
             if spec.type == "datetime":
-                parsed = _utc_or_none(value, spec.timezone)
+                parsed = _utc_or_none(value, spec)
                 row[f"{spec.name}.utc"] = parsed
                 row[f"{spec.name}.parses"] = value is None or parsed is not None
         rows.append(row)
@@ -81,10 +81,12 @@ def _score_or_nan(value, scale) -> float:
         return math.nan
 
 
-def _utc_or_none(value, tz: str):
+def _utc_or_none(value, spec):
+    # The field's own format and timezone, read by the mapper's parser: the suite and the mapper
+    # never disagree on what a time is (epoch_ms, strftime patterns, naive local times).
     if value is None:
         return None
     try:
-        return parse_datetime(value, tz)
+        return parse_datetime(value, spec.timezone, spec.time_format)
     except FieldError:
         return None
