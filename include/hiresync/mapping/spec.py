@@ -9,6 +9,7 @@ the rest of the batch goes on.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -210,6 +211,8 @@ class MappingSpec:
     # -- mapping ------------------------------------------------------------------------------
     def map(self, payload: dict) -> tuple[dict | None, list[Problem]]:
         """One payload -> (canonical record, []) or (None, problems). Never raises for bad data."""
+        if not isinstance(payload, dict):  # one reason, not a NOT_NULL per field
+            return None, [Problem("record", "NOT_AN_OBJECT", type(payload).__name__)]
         problems: list[Problem] = []
         candidate: dict[str, Any] = {}
         result: dict[str, Any] = {}
@@ -264,6 +267,8 @@ class MappingSpec:
 # -- normalisers: value in, canonical value out, or FieldError(rule) ------------------------------
 def _normalise(spec: FieldSpec, payload: dict) -> Any:
     raw = spec.extract(payload)
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise FieldError("NAN")  # NaN/Infinity (JSON extensions some vendors send) is a value, not a missing one
     if raw is None:
         if spec.required:
             raise FieldError("NOT_NULL")
