@@ -37,6 +37,7 @@ RESULT_FIELDS = (
 )
 DIMENSION_FIELDS = ("code", "name", "score", "comment")
 STATUSES = ("passed", "failed", "pending_review", "incomplete")
+RECOMMENDATIONS = ("recommended", "hold", "not_recommended")
 MINIMUM_AGE = 16  # China's Labour Law: no employment under 16
 MUST_MAP = ("candidate.national_id", "candidate.full_name", "source_updated_at", "status", "overall_score")
 
@@ -179,10 +180,11 @@ class MappingSpec:
         for name in MUST_MAP:
             if name not in mapped:
                 raise ConfigError(str(path), name, "this canonical field is required and is not mapped")
-        status = doc["result"]["status"]
-        bad = [v for v in status.get("values", {}).values() if v not in STATUSES]
-        if bad:
-            raise ConfigError(str(path), "result.status.values", f"{bad[0]!r} is not one of {', '.join(STATUSES)}")
+        for name, allowed in (("status", STATUSES), ("recommendation", RECOMMENDATIONS)):
+            values = (doc["result"].get(name) or {}).get("values", {})
+            bad = [v for v in values.values() if v not in allowed]
+            if bad:
+                raise ConfigError(str(path), f"result.{name}.values", f"{bad[0]!r} is not one of {', '.join(allowed)}")
         where = str(path)
         fields = tuple(FieldSpec.parse(f"candidate.{k}", v, where) for k, v in doc["candidate"].items()) + tuple(
             FieldSpec.parse(k, v, where) for k, v in doc["result"].items())
