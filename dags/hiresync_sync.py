@@ -12,10 +12,10 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import yaml  # Airflow itself depends on PyYAML; cheap at parse time
 from airflow.sdk import Asset, dag, get_current_context, task
 
 from hiresync.audit.datasets import airflow_lineage  # names only: stdlib, PyYAML, SQLAlchemy's URL
+from hiresync.config.sources import check_sources  # PyYAML + jsonschema, no engine
 
 HOME = Path(os.environ.get("HIRESYNC_HOME", Path(__file__).resolve().parents[1]))
 SOURCES_FILE = Path(os.environ.get("HIRESYNC_SOURCES", HOME / "sources.yaml"))
@@ -93,5 +93,7 @@ def build(source: str, cfg: dict):
     return sync()
 
 
-for _name, _cfg in (yaml.safe_load(SOURCES_FILE.read_text(encoding="utf-8")) or {}).get("sources", {}).items():
+# Checked (schema, cron, files) before any DAG is built: a mistake is one ConfigError naming the
+# file, the key and the problem, not a traceback from deep inside Airflow.
+for _name, _cfg in check_sources(SOURCES_FILE, HOME)["sources"].items():
     globals()[f"hiresync_sync_{_name}"] = build(_name, _cfg or {})

@@ -294,10 +294,13 @@ app.add_typer(source_app, name="source")
 @_guarded
 def mapping_test(mapping: Path = typer.Argument(..., help="mapping spec (YAML)"),
                  payloads: Path = typer.Argument(..., help="vendor payloads: JSON (object or list) or NDJSON")) -> None:
-    """Map a payload file and print the canonical records (personal data masked) or the field-level errors."""
+    """Map a payload file and print the canonical records (personal data masked) or the field-level
+    errors, with the checks the sync applies to mapped records (FUTURE, ORDER, DUPLICATE_KEY, ...)."""
+    from hiresync.contract.canonical_suite import validate_records
     from hiresync.mapping.tools import try_mapping
 
-    results = try_mapping(mapping, payloads)
+    results = try_mapping(mapping, payloads,
+                          lambda mapped, spec: validate_records(mapped, spec, f"{spec.name}.mapping_test")[0])
     for r in results:
         typer.echo(json.dumps(r, ensure_ascii=False, default=str))
     failed = sum(1 for r in results if "errors" in r)
@@ -389,15 +392,22 @@ app.add_typer(connector_app, name="connector")
 @connector_app.command("check")
 @_guarded
 def connector_check(source: str = typer.Argument(..., help="source name from sources.yaml"),
-                    as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """Credentials work, one page reads, the records map, a far-future watermark returns nothing,
-    two reads agree. Reads only; exit code 1 if any check fails."""
+                    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+                    strict: bool = typer.Option(False, "--strict", help="warnings (optional paths no record has) fail too"),
+                    max_fail_share: float = typer.Option(None, "--max-fail-share", min=0, max=1,
+                                                         help="a field failing on more than this share of the sampled "
+                                                              "records fails the check (default: the source's drift_threshold)"),
+                    ) -> None:
+    """sources.yaml is sound, credentials work, one page reads, the records map (no field failing on
+    more than a share of them), optional paths occur, a far-future watermark returns nothing, two
+    reads agree. Reads only; exit code 1 if any check fails (or, with --strict, warns)."""
     from hiresync.tools.connector_check import as_dicts, check_source, passed, render
 
-    checks = check_source(source, Settings.from_env())
-    typer.echo(json.dumps({"source": source, "passed": passed(checks), "checks": as_dicts(checks)},
-                          ensure_ascii=False, indent=2) if as_json else render(source, checks))
-    raise typer.Exit(0 if passed(checks) else 1)
+    checks = check_source(source, Settings.from_env(), max_fail_share)
+    ok = passed(checks, strict)
+    typer.echo(json.dumps({"source": source, "passed": ok, "checks": as_dicts(checks)},
+                          ensure_ascii=False, indent=2) if as_json else render(source, checks, strict))
+    raise typer.Exit(0 if ok else 1)
 
 
 webhook_app = typer.Typer(no_args_is_help=True, help="Receive pushed deliveries (signed webhooks) into the inbox.")

@@ -85,3 +85,85 @@ class FeedSimulator(FaultKnobs, SimServer):
             else:
                 body["next"] = link
         return json_response(200, body, headers)
+
+
+# -- an enveloped, camelCase vendor with epoch-millisecond times -------------------------------------
+ENVELOPED_PATH = "/openapi/v2/assessments"
+BAD_KEY = 40101
+
+
+class EnvelopedFeedSimulator(FaultKnobs, SimServer):
+    """"NovoHire": ``GET /openapi/v2/assessments?modifiedSince=<epoch ms>&offset=&limit=`` with the
+    key in ``X-Api-Key``; every answer is HTTP 200 with ``{"code", "message", "data": {"records",
+    "total"}}`` (a wrong key is ``code 40101``). Records are camelCase, every time is epoch
+    milliseconds (``modifiedTime: 1764052200000``), scores are on 0-10, the resident ID is written
+    in groups (``110105 19491231 002X``) and the AI comment has line breaks.
+
+    The feed is filtered and sorted by the time a row was *published* (``published_ms``, not sent),
+    as vendors filter by their own change log: ``resend_stale`` publishes an older version of a
+    result again (its old ``modifiedTime``, a different score), what a vendor's backfill does.
+    """
+
+    def __init__(self, count: int = 60, seed: int = 41, *, secret: str = "novo-key", port: int = 0) -> None:
+        super().__init__(port)
+        self.client_id, self.client_secret = "hiresync", secret
+        self.rows: list[dict[str, Any]] = []
+        for res in InterviewDataset(seed, result_prefix="NV-", candidate_prefix="NVC-").results(count):
+            self.rows.append(self.record(res))
+        self.rows.sort(key=lambda r: (r["published_ms"], r["resultId"]))
+
+    @staticmethod
+    def record(res, *, modified_ms: int | None = None, score_delta: float = 0.0) -> dict[str, Any]:
+        c, p, ev = res.candidate, res.position, res.evaluation
+        ms = modified_ms if modified_ms is not None else int(res.updated_at.timestamp() * 1000)
+        score = min(100.0, max(0.0, ev.total_score + score_delta))
+        verdict = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING"}[ev.result]
+        idc = c.id_card
+        return {
+            "resultId": res.result_id,
+            "candidate": {"candidateId": c.candidate_id, "fullName": c.name,
+                          "idNumber": f"{idc[:6]} {idc[6:14]} {idc[14:]}", "phone": c.mobile, "email": c.email},
+            "position": {"code": p.code, "title": p.title, "dept": p.department},
+            "startTime": int(res.started_at.timestamp() * 1000),
+            "endTime": int(res.finished_at.timestamp() * 1000),
+            "totalScore": round(score / 10, 2), "maxScore": 10,
+            "verdict": verdict,
+            "aiComment": ev.comment.replace("，", "，\n", 1),
+            "dimensions": [{"dimCode": d.code, "dimName": d.name, "score": round(d.score / 10, 2), "remark": d.comment}
+                           for d in ev.dimensions],
+            "reportUrl": res.report_url,
+            "modifiedTime": ms,
+            "published_ms": ms,
+        }
+
+    def row(self, result_id: str) -> dict[str, Any]:
+        return next(r for r in reversed(self.rows) if r["resultId"] == result_id)
+
+    def _publish(self, row: dict[str, Any], published_ms: int) -> None:
+        row["published_ms"] = published_ms
+        self.rows.append(row)
+        self.rows.sort(key=lambda r: (r["published_ms"], r["resultId"]))
+
+    def rescore(self, result_id: str, total_score: float, modified_ms: int) -> None:
+        """A newer version: new score, newer modifiedTime, published now."""
+        row = {**self.row(result_id), "totalScore": total_score, "modifiedTime": modified_ms}
+        self._publish(row, max(modified_ms, self.rows[-1]["published_ms"]))
+
+    def resend_stale(self, result_id: str, total_score: float, modified_ms: int) -> None:
+        """An older version (older modifiedTime) published again after everything else."""
+        row = {**self.row(result_id), "totalScore": total_score, "modifiedTime": modified_ms}
+        self._publish(row, self.rows[-1]["published_ms"])
+
+    def handle(self, request: Request) -> Response:
+        if request.path != ENVELOPED_PATH:
+            return error_response(404, "not_found")
+        if not secrets.compare_digest(request.headers.get("X-Api-Key") or "", self.client_secret):
+            return json_response(200, {"code": BAD_KEY, "message": "invalid api key", "data": None})
+        try:
+            since = int(request.arg("modifiedSince") or 0)
+            start, size = int(request.arg("offset") or 0), int(request.arg("limit") or 20)
+        except ValueError:
+            return json_response(200, {"code": 40000, "message": "bad parameter", "data": None})
+        window = [r for r in self.rows if r["published_ms"] >= since]
+        page = [{k: v for k, v in r.items() if k != "published_ms"} for r in window[start:start + size]]
+        return json_response(200, {"code": 0, "message": "success", "data": {"records": page, "total": len(window)}})

@@ -22,6 +22,7 @@ class FieldRule:
     const: Any = None
     required: bool = False
     timezone: str | None = None
+    format: str | None = None          # datetime: iso, epoch_s, epoch_ms or a strftime pattern
     scale: float | str | None = None   # a number, or the payload path holding the scale
     values: dict[str, Any] = field(default_factory=dict)
     pii: bool = False
@@ -30,10 +31,12 @@ class FieldRule:
         """One line a data engineer can read: where from, and what was done to it."""
         if self.path is None:
             return f"constant {self.const!r}"
-        how = {"text": "text (NFKC, whitespace collapsed)", "national_id": "resident ID (GB 11643 checked)",
+        how = {"text": "text (NFKC, whitespace collapsed)",
+               "free_text": "free text (line breaks and full-width punctuation kept)", "national_id": "resident ID (GB 11643 checked)",
                "mobile": "mobile (E.164)", "email": "email (lower-cased)", "url": "URL", "number": "number"}
         if self.type == "datetime":
-            what = f"datetime to UTC (naive times read as {self.timezone or 'UTC'})"
+            what = (f"datetime ({self.format or 'ISO-8601 or epoch seconds'}) to UTC"
+                    f" (naive times read as {self.timezone or 'UTC'})")
         elif self.type == "score":
             scale = f"payload {self.scale}" if isinstance(self.scale, str) else (self.scale or 100)
             what = f"score: raw / scale ({scale}) x 100 -> 0-100"
@@ -82,7 +85,7 @@ class MappingRules:
 def _rule(name: str, spec: dict) -> FieldRule:
     scale = spec.get("scale")
     return FieldRule(field=name, path=spec.get("path"), type=spec.get("type", "text"), const=spec.get("const"),
-                     required=bool(spec.get("required", False)), timezone=spec.get("timezone"),
+                     required=bool(spec.get("required", False)), timezone=spec.get("timezone"), format=spec.get("format"),
                      scale=scale["path"] if isinstance(scale, dict) else scale,
                      values={str(k): v for k, v in (spec.get("values") or {}).items()},
                      pii=name in PII_KIND)

@@ -31,9 +31,16 @@ def load_yaml_checked(path: Path, schema: dict) -> dict:
 
 
 def _plain(err: jsonschema.ValidationError) -> str:
-    # jsonschema's messages quote whole sub-documents for oneOf failures; keep the first line short.
+    # A list of choices is always given in full (the integrator needs the right spelling);
+    # jsonschema's other messages can quote whole sub-documents (oneOf failures): those are cut.
     if err.validator == "additionalProperties":
         return err.message.replace("Additional properties are not allowed", "unknown key")
+    if err.validator == "enum":
+        return f"{err.instance!r} is not one of {', '.join(str(c) for c in err.validator_value)}"
     if err.validator == "propertyNames":
-        return f"{err.instance!r} is not a known field name"
+        # the error is about the name; its sub-schema (usually an enum) holds the choices
+        choices = err.validator_value.get("enum") if isinstance(err.validator_value, dict) else None
+        name = err.instance if not isinstance(err.instance, dict) else next(
+            (k for k in err.instance if choices and k not in choices), None)
+        return f"{name!r} is not a known field name" + (f"; known: {', '.join(choices)}" if choices else "")
     return err.message if len(err.message) < 200 else err.message[:197] + "..."

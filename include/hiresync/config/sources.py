@@ -53,8 +53,39 @@ class SourceConfig:
     drift_min_rows: int = 20
 
 
+# Airflow's schedule presets; anything else must be a cron expression.
+CRON_PRESETS = ("@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly",
+                "@annually", "@midnight")
+
+
+def check_sources(path: Path, home: Path) -> dict:
+    """sources.yaml read and checked: schema, each schedule (cron or preset), each profile and
+    mapping file exists. Raises ConfigError (file: key: problem) at the first mistake; the DAG file
+    calls this too, so a broken entry is one clear import error, not a traceback in Airflow."""
+    doc = load_yaml_checked(path, _SCHEMA)
+    for name, entry in doc["sources"].items():
+        schedule = entry.get("schedule")
+        if schedule is not None and not _valid_schedule(schedule):
+            raise ConfigError(str(path), f"sources.{name}.schedule",
+                              f"not a cron expression (5 fields: minute hour day month weekday) or one of "
+                              f"{', '.join(CRON_PRESETS)}")
+        for key in ("profile", "mapping"):
+            file = Path(entry[key]) if Path(entry[key]).is_absolute() else home / entry[key]
+            if not file.is_file():
+                raise ConfigError(str(path), f"sources.{name}.{key}", f"no such file: {file}")
+    return doc
+
+
+def _valid_schedule(schedule: str) -> bool:
+    if schedule.startswith("@"):
+        return schedule in CRON_PRESETS
+    from croniter import croniter  # what Airflow's cron timetables use
+
+    return len(schedule.split()) == 5 and croniter.is_valid(schedule)
+
+
 def load_sources(settings: Settings) -> dict[str, SourceConfig]:
-    doc = load_yaml_checked(settings.sources_file, _SCHEMA)
+    doc = check_sources(settings.sources_file, settings.home)
     return {
         name: SourceConfig(name=name, profile=settings.resolve(s["profile"]), mapping=settings.resolve(s["mapping"]),
                            schedule=s.get("schedule"), targets=tuple(s.get("targets", ["ehr"])),

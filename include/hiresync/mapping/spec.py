@@ -9,6 +9,7 @@ the rest of the batch goes on.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.records import get_path
+from connectors.rest.incremental import NAMED_FORMATS, CursorFormat
 from hiresync import jsonfast
 from hiresync.privacy import identifiers
 from hiresync.config.files import load_yaml_checked
@@ -35,8 +37,11 @@ RESULT_FIELDS = (
 )
 DIMENSION_FIELDS = ("code", "name", "score", "comment")
 STATUSES = ("passed", "failed", "pending_review", "incomplete")
+RECOMMENDATIONS = ("recommended", "hold", "not_recommended")
 MINIMUM_AGE = 16  # China's Labour Law: no employment under 16
 MUST_MAP = ("candidate.national_id", "candidate.full_name", "source_updated_at", "status", "overall_score")
+
+TYPES = ("text", "free_text", "national_id", "mobile", "email", "datetime", "score", "enum", "url", "number")
 
 # Which mask applies to a field's offending value in an error message.
 PII_KIND = {
@@ -52,10 +57,11 @@ _SCHEMA = {
             "properties": {
                 "path": {"type": "string", "minLength": 1},
                 "const": {},
-                "type": {"enum": ["text", "national_id", "mobile", "email", "datetime", "score", "enum", "url", "number"]},
+                "type": {"enum": list(TYPES)},
                 "required": {"type": "boolean"},
                 "default": {},
                 "timezone": {"type": "string"},
+                "format": {"type": "string", "minLength": 1},
                 "scale": {"oneOf": [{"type": "number", "exclusiveMinimum": 0},
                                     {"type": "object", "required": ["path"], "additionalProperties": False,
                                      "properties": {"path": {"type": "string"}}}]},
@@ -113,14 +119,34 @@ class FieldSpec:
     timezone: str = "UTC"
     scale: float | str | None = None  # a number, or a path to the scale in the payload
     values: dict = field(default_factory=dict)
+    format: str | None = None     # datetime only: iso, epoch_s, epoch_ms or a strftime pattern; None = ISO or epoch s
 
     @classmethod
-    def parse(cls, name: str, doc: dict) -> "FieldSpec":
+    def parse(cls, name: str, doc: dict, where: str = "mapping", key: str | None = None) -> "FieldSpec":
         scale = doc.get("scale")
-        return cls(name=name, path=doc.get("path"), const=doc.get("const"), type=doc.get("type", "text"),
+        spec = cls(name=name, path=doc.get("path"), const=doc.get("const"), type=doc.get("type", "text"),
                    required=doc.get("required", False), default=doc.get("default"),
                    timezone=doc.get("timezone", "UTC"), values={str(k): v for k, v in doc.get("values", {}).items()},
-                   scale=scale["path"] if isinstance(scale, dict) else scale)
+                   scale=scale["path"] if isinstance(scale, dict) else scale, format=doc.get("format"))
+        # the field's key in the YAML file, as the schema check names it
+        spec._check(where, doc, key or (name if name.startswith("candidate.") else f"result.{name}"))
+        return spec
+
+    def _check(self, where: str, doc: dict, key: str) -> None:
+        if "format" in doc and self.type != "datetime":
+            raise ConfigError(where, f"{key}.format", "format applies to type: datetime only")
+        if self.format is not None and self.format not in NAMED_FORMATS and "%" not in self.format:
+            raise ConfigError(where, f"{key}.format",
+                              f"must be one of {', '.join(NAMED_FORMATS)} or a strftime pattern like \"%Y-%m-%d %H:%M:%S\"")
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, KeyError):
+            raise ConfigError(where, f"{key}.timezone", "not an IANA timezone like Asia/Shanghai") from None
+
+    @cached_property
+    def time_format(self) -> CursorFormat | None:
+        """The declared datetime format, read exactly like the profile's cursor; None = ISO text or epoch seconds."""
+        return CursorFormat(self.format, self.timezone) if self.format else None
 
     @cached_property
     def parts(self) -> tuple[str, ...]:
@@ -154,16 +180,19 @@ class MappingSpec:
         for name in MUST_MAP:
             if name not in mapped:
                 raise ConfigError(str(path), name, "this canonical field is required and is not mapped")
-        status = doc["result"]["status"]
-        bad = [v for v in status.get("values", {}).values() if v not in STATUSES]
-        if bad:
-            raise ConfigError(str(path), "result.status.values", f"{bad[0]!r} is not one of {', '.join(STATUSES)}")
-        fields = tuple(FieldSpec.parse(f"candidate.{k}", v) for k, v in doc["candidate"].items()) + tuple(
-            FieldSpec.parse(k, v) for k, v in doc["result"].items())
+        for name, allowed in (("status", STATUSES), ("recommendation", RECOMMENDATIONS)):
+            values = (doc["result"].get(name) or {}).get("values", {})
+            bad = [v for v in values.values() if v not in allowed]
+            if bad:
+                raise ConfigError(str(path), f"result.{name}.values", f"{bad[0]!r} is not one of {', '.join(allowed)}")
+        where = str(path)
+        fields = tuple(FieldSpec.parse(f"candidate.{k}", v, where) for k, v in doc["candidate"].items()) + tuple(
+            FieldSpec.parse(k, v, where) for k, v in doc["result"].items())
         dims = doc.get("dimensions") or {}
         return cls(name=doc["mapping"], version=doc["version"], vendor=doc["vendor"], key_path=doc["key"],
                    fields=fields, dimensions_path=dims.get("path"),
-                   dimension_fields=tuple(FieldSpec.parse(k, v) for k, v in dims.get("fields", {}).items()),
+                   dimension_fields=tuple(FieldSpec.parse(k, v, where, f"dimensions.fields.{k}")
+                                          for k, v in dims.get("fields", {}).items()),
                    file=str(path))
 
     @cached_property
@@ -184,6 +213,8 @@ class MappingSpec:
     # -- mapping ------------------------------------------------------------------------------
     def map(self, payload: dict) -> tuple[dict | None, list[Problem]]:
         """One payload -> (canonical record, []) or (None, problems). Never raises for bad data."""
+        if not isinstance(payload, dict):  # one reason, not a NOT_NULL per field
+            return None, [Problem("record", "NOT_AN_OBJECT", type(payload).__name__)]
         problems: list[Problem] = []
         candidate: dict[str, Any] = {}
         result: dict[str, Any] = {}
@@ -238,6 +269,8 @@ class MappingSpec:
 # -- normalisers: value in, canonical value out, or FieldError(rule) ------------------------------
 def _normalise(spec: FieldSpec, payload: dict) -> Any:
     raw = spec.extract(payload)
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise FieldError("NAN")  # NaN/Infinity (JSON extensions some vendors send) is a value, not a missing one
     if raw is None:
         if spec.required:
             raise FieldError("NOT_NULL")
@@ -245,6 +278,8 @@ def _normalise(spec: FieldSpec, payload: dict) -> Any:
     kind = spec.type
     if kind == "text":
         return clean_text(raw)
+    if kind == "free_text":
+        return clean_free_text(raw)
     if kind == "national_id":
         value = identifiers.normalize_national_id(str(raw))
         if problem := identifiers.national_id_problem(value):
@@ -262,7 +297,7 @@ def _normalise(spec: FieldSpec, payload: dict) -> Any:
             raise FieldError("EMAIL_FORMAT")
         return value
     if kind == "datetime":
-        return parse_datetime(raw, spec.timezone).isoformat()
+        return parse_datetime(raw, spec.timezone, spec.time_format).isoformat()
     if kind == "score":
         return normalise_score(raw, spec.scale_of(payload))
     if kind == "enum":
@@ -289,8 +324,34 @@ def clean_text(raw: Any) -> str:
     return " ".join(text.split())
 
 
-def parse_datetime(raw: Any, assume_tz: str = "UTC") -> datetime:
-    """ISO-8601 text or epoch seconds -> aware UTC datetime. Naive times are in `assume_tz`."""
+# Free text (AI comments, remarks): line breaks and full-width punctuation carry meaning in Chinese
+# prose. Only full-width ASCII letters and digits fold; control characters other than the line
+# break go; spaces collapse within a line; more than one blank line becomes one.
+_FULLWIDTH_ALNUM = {c: c - 0xFEE0 for r in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+                    for c in range(r[0], r[1] + 1)}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def clean_free_text(raw: Any) -> str:
+    text = raw if isinstance(raw, str) else str(raw)
+    text = unicodedata.normalize("NFC", text).translate(_FULLWIDTH_ALNUM)
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
+    text = _CONTROL.sub("", text.replace("\t", " "))
+    lines = (" ".join(line.split()) for line in text.split("\n"))
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+def parse_datetime(raw: Any, assume_tz: str = "UTC", fmt: CursorFormat | None = None) -> datetime:
+    """A vendor time -> aware UTC datetime. Naive times are in `assume_tz`.
+
+    Without `fmt`: ISO-8601 text or epoch seconds. With it (the field's `format:`), exactly that
+    format, read by the same code as the profile's cursor (connectors/rest/incremental.py)."""
+    if fmt is not None:
+        try:
+            return fmt.parse(clean_text(raw) if isinstance(raw, str) else raw)
+        except (ValueError, TypeError, OverflowError, OSError):
+            raise FieldError("DATETIME") from None
     try:
         if isinstance(raw, (int, float)) and not isinstance(raw, bool):
             return datetime.fromtimestamp(raw, tz=timezone.utc)

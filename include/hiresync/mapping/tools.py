@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import select
 
@@ -48,22 +49,32 @@ def read_payloads(path: Path) -> list:
     return payloads
 
 
-def try_mapping(mapping_file: Path, payload_file: Path) -> list[dict]:
+# (mapped [(record number, canonical record)], spec) -> {record number: [problem dicts]}: the batch
+# checks the sync applies after mapping (contract/canonical_suite.py: FUTURE, ORDER, DUPLICATE_KEY,
+# ranges, status set), passed in by the caller because the contract layer sits above this one.
+CanonicalCheck = Callable[[list[tuple[int, dict]], MappingSpec], dict[int, list[dict]]]
+
+
+def try_mapping(mapping_file: Path, payload_file: Path, canonical_check: CanonicalCheck | None = None) -> list[dict]:
     """Per payload: {"record": n, "key", "canonical": masked record} or {"record": n, "key", "errors": [...]}."""
     spec = MappingSpec.load(mapping_file)
-    out = []
+    out, mapped = [], []
     for n, payload in enumerate(read_payloads(payload_file), 1):
-        if not isinstance(payload, dict):
-            out.append({"record": n, "key": None, "errors": [
-                {"field": "(record)", "rule": "NOT_AN_OBJECT", "value": type(payload).__name__}]})
-            continue
         record, problems = spec.map(payload)
         entry = {"record": n, "key": spec.key_of(payload)}
         if problems:
             entry["errors"] = [p.as_dict() for p in problems]
         else:
-            entry["canonical"] = mask_record(record)
+            mapped.append((n, record))
         out.append(entry)
+    failing = canonical_check(mapped, spec) if canonical_check and mapped else {}
+    records = dict(mapped)
+    for entry in out:
+        n = entry["record"]
+        if n in failing:
+            entry["errors"] = failing[n]
+        elif n in records:
+            entry["canonical"] = mask_record(records[n])
     return out
 
 

@@ -26,8 +26,9 @@ def id_check_char(first17: str) -> str:
 
 
 def normalize_national_id(value: str) -> str:
-    # NFKC: vendors and spreadsheets send full-width digits (１１０１…) now and then.
-    return unicodedata.normalize("NFKC", value).strip().upper()
+    # NFKC: vendors and spreadsheets send full-width digits (１１０１…) now and then; people type
+    # the number in groups ("110105 19491231 002X"), so every whitespace character goes.
+    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
 
 
 def national_id_problem(value: str) -> str | None:
