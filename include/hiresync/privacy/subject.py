@@ -20,8 +20,8 @@ from hiresync import jsonfast
 from hiresync.privacy import identifiers
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
-    AuditEvent, Candidate, CandidateVendorId, DimensionScore, InterviewResult, Outbox, RawPayload, RecordLineage,
-    StatusEvent,
+    AuditEvent, Candidate, CandidateVendorId, DimensionScore, IdentityReview, InterviewResult, Outbox, RawPayload,
+    RecordLineage, StatusEvent,
 )
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring, mask_national_id
@@ -99,6 +99,9 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
         s.execute(delete(StatusEvent).where(or_(StatusEvent.result_id.in_(ids), StatusEvent.candidate_id == cand.id)))
         s.execute(delete(InterviewResult).where(InterviewResult.id.in_(ids)))
         s.execute(delete(CandidateVendorId).where(CandidateVendorId.candidate_id == cand.id))
+        # A review names the candidate it collided with (masked details of this person): it goes too,
+        # before the candidate row it references.
+        reviews = s.execute(delete(IdentityReview).where(IdentityReview.candidate_id == cand.id)).rowcount
         s.delete(cand)
         request = {"candidate_key": cand.candidate_key, "result_keys": [f"{r.vendor}:{r.vendor_result_id}" for r in results]}
         s.execute(insert(Outbox.__table__), [
@@ -107,5 +110,5 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
                  payload_enc=keys.encrypt(jsonfast.dumps(request), f"outbox:{t}:{idem}"))
             for t in targets])
         s.add(AuditEvent(kind="subject_erase", subject_ref=f"candidate:{cand.candidate_key}", actor=operator,
-                         detail={"results": len(ids), "erase_requests": targets}))
+                         detail={"results": len(ids), "identity_reviews": reviews, "erase_requests": targets}))
     return {"candidate_key": cand.candidate_key, "results": len(ids), "erase_requests": targets}
