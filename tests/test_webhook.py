@@ -115,12 +115,57 @@ def test_a_repeated_delivery_id_is_acknowledged_and_stored_once(settings, kuaipi
     assert statuses == {200: 28}
     assert sorted(r.delivery_id for r in inbox_rows(settings)) == sorted(e["id"] for e in events)
     assert receiver.counts["stored"] == 20 and receiver.counts["duplicate"] == 8
-    # The same id with other content is still the same delivery: the first one stays.
+    # The same id with other content is not a repeat: refused with 409 and an alert, the first one stays.
     tampered = dict(events[0], type="interview.result.updated")
-    assert kuaipin.post(receiver.url_for(SOURCE), tampered) == 200
+    assert kuaipin.post(receiver.url_for(SOURCE), tampered) == 409
     keys = Keyring.load(settings.key_file)
     row = inbox_rows(settings)[0]
     assert json.loads(keys.decrypt(row.payload_enc, inbox.context(SOURCE, row.delivery_id)))["type"] == events[0]["type"]
+    assert receiver.counts["conflict"] == 1
+
+
+def test_a_captured_delivery_replayed_under_other_ids_is_refused_and_loses_nothing(settings, kuaipin, receiver, caplog):
+    """The body's delivery-id field must equal the header: a replay under ids 2..20 cannot make the
+    vendor's real deliveries 2..20 look like duplicates."""
+    events = kuaipin.emit(20)
+    url = receiver.url_for(SOURCE)
+    assert kuaipin.post(url, events[0]) == 200
+    replays = [kuaipin.post(url, events[0], delivery_id=e["id"]) for e in events[1:]]
+    assert set(replays) == {400}
+    assert kuaipin.push(url, events[1:]) == {200: 19}
+    assert receiver.counts["stored"] == 20 and receiver.counts["duplicate"] == 0
+    assert sorted(r.delivery_id for r in inbox_rows(settings)) == sorted(e["id"] for e in events)
+    assert "id" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_known_delivery_id_with_another_body_raises_an_alert(settings, kuaipin):
+    from hiresync.ingest.webhook import WebhookReceiver
+
+    alerts: list[str] = []
+    with WebhookReceiver(settings, [SOURCE], alert=alerts.append) as r:
+        event = kuaipin.emit(1)[0]
+        assert kuaipin.post(r.url_for(SOURCE), event) == 200
+        assert kuaipin.post(r.url_for(SOURCE), event) == 200  # a true repeat: same bytes
+        changed = json.loads(json.dumps(event))
+        changed["data"]["score"] = 1
+        assert kuaipin.post(r.url_for(SOURCE), changed) == 409
+    assert len(alerts) == 1 and SOURCE in alerts[0] and event["id"] in alerts[0]
+    assert event["data"]["candidate"]["id_number"] not in alerts[0]
+
+
+def test_a_webhook_profile_must_say_which_body_field_holds_the_delivery_id(tmp_path):
+    from connectors.kinds import load_profile
+
+    doc = yaml.safe_load((REPO / "connectors/profiles/kuaipin.yaml").read_text(encoding="utf-8"))
+    doc.pop("replay")
+    path = tmp_path / "kuaipin.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert err.value.key == "delivery_id_field"
+    doc["delivery_id_field"] = "id"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert load_profile(path).delivery_id_field == "id"
 
 
 def test_deliveries_are_stored_encrypted_and_nothing_personal_or_secret_is_logged(settings, kuaipin, receiver, caplog):

@@ -416,7 +416,11 @@ def webhook_serve(port: int = typer.Option(8090, "--port", help="TCP port (0: an
 
     settings = _hub_settings()
     logging.getLogger("hiresync.ingest.webhook").setLevel(logging.INFO)
-    receiver = WebhookReceiver(settings, source or None, host=host, port=port)
+    from hiresync.monitor.alerts import Alert, load_alert_config, send
+
+    alerts = load_alert_config(settings)
+    receiver = WebhookReceiver(settings, source or None, host=host, port=port,
+                               alert=lambda text: send(Alert("HireSync webhook 投递冲突", text), alerts))
     receiver.start()
     for name in receiver.endpoints:
         typer.echo(f"webhook {name}: POST {receiver.url_for(name)}")
