@@ -31,9 +31,17 @@ def load_yaml_checked(path: Path, schema: dict) -> dict:
 
 
 def _plain(err: jsonschema.ValidationError) -> str:
-    # jsonschema's messages quote whole sub-documents for oneOf failures; keep the first line short.
+    """The rule broken, never the value: a password pasted into a profile would otherwise land in
+    runs.error, status and Data Docs. Key names (unknown keys, required ones) are shown."""
     if err.validator == "additionalProperties":
         return err.message.replace("Additional properties are not allowed", "unknown key")
     if err.validator == "propertyNames":
         return f"{err.instance!r} is not a known field name"
-    return err.message if len(err.message) < 200 else err.message[:197] + "..."
+    if err.validator in ("required", "dependentRequired", "dependencies"):
+        message = err.message
+    else:
+        # jsonschema words its messages "<instance repr> is not ...": the value goes, the rule stays.
+        message = err.message.replace(repr(err.instance), "the value")
+        if isinstance(err.instance, (dict, list)) or repr(err.instance) in message:
+            message = f"the value breaks the rule {err.validator!r}"
+    return message if len(message) < 200 else message[:197] + "..."
