@@ -58,7 +58,11 @@ def init() -> None:
     from hiresync.hub.store import migrate
     from hiresync.privacy.pii import Keyring
 
+    from hiresync.config.files import private_dir, tighten
+
     settings = Settings.from_env()
+    private_dir(settings.var_dir)
+    tighten(settings.var_dir, 0o700)  # staging, keys, databases and exports live here: the owner's only
     if settings.key_file.exists() or _env_keys():
         typer.echo(f"key: {'from the secrets backend' if _env_keys() else settings.key_file} (kept)")
     else:

@@ -3,6 +3,8 @@ errors name the file, the key and the problem."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import jsonschema
@@ -45,3 +47,43 @@ def _plain(err: jsonschema.ValidationError) -> str:
         if isinstance(err.instance, (dict, list)) or repr(err.instance) in message:
             message = f"the value breaks the rule {err.validator!r}"
     return message if len(message) < 200 else message[:197] + "..."
+
+
+# -- files and folders that hold personal data or keys: the owner's only ---------------------------------
+def private_dir(path: Path) -> Path:
+    """Create `path` and any missing parents as 0700 (folders that exist already are left as they are:
+    a hub under /tmp must not chmod /tmp)."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
+    return path
+
+
+def tighten(path: Path, mode: int) -> None:
+    """chmod an existing file or folder of ours to `mode` (one left open by an older version)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if st.st_uid == os.getuid() and not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) & ~mode:
+        os.chmod(path, mode)
+
+
+def private_file(path: Path) -> Path:
+    """Make sure `path` exists and only its owner can read it (created empty as 0600, or tightened)."""
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        tighten(path, 0o600)
+    return path

@@ -22,6 +22,7 @@ from typing import Iterable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hiresync.config.files import private_dir
 from hiresync.errors import KeyMaterialError
 
 
@@ -83,7 +84,7 @@ class Keyring:
     def generate(key_file: Path) -> None:
         if key_file.exists():
             raise KeyMaterialError(f"{key_file} exists already; refusing to overwrite a key")
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(key_file.parent)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"active": 1, "keys": {"1": _new_key()}}, f)
