@@ -87,6 +87,9 @@ def test_each_target_gets_its_mapping_and_the_hr_cloud_masked_id_and_phone(targe
         assert set(conn.scalars(select(ehr_candidates.c.national_id))) <= ids
     assert {r.target_ref.split("-")[0] for r in rows(settings, "grouphr")} == {"GROUPHR"}
     assert {r.status for t in ("ehr", "grouphr", "hrcloud") for r in rows(settings, t)} == {"sent"}
+    # Video and report links are bearer links (face video): the HR cloud's audience gets neither.
+    assert not [r for r in hrcloud.records.values() if r.get("video_url") or r.get("report_url")]
+    assert any(r["assessment"].get("videoUrl") for r in grouphr.records.values())
 
 
 @pytest.mark.parametrize("target", ["grouphr", "hrcloud"])
