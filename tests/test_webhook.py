@@ -153,6 +153,30 @@ def test_a_known_delivery_id_with_another_body_raises_an_alert(settings, kuaipin
     assert event["data"]["candidate"]["id_number"] not in alerts[0]
 
 
+@pytest.mark.parametrize("header, value", [("timestamp", "\u00b2"), ("timestamp", "17\u00b9"),
+                                           ("length", "\u00b2"), ("length", "1\u00b3")])
+def test_unicode_digits_in_a_timestamp_or_content_length_get_a_400(settings, kuaipin, receiver, header, value):
+    import http.client
+    from urllib.parse import urlsplit
+
+    event = kuaipin.emit(1)[0]
+    body = encode(event)
+    headers = {**kuaipin.headers(event["id"], body), "Content-Length": str(len(body))}
+    if header == "timestamp":
+        headers["X-KuaiPin-Timestamp"] = value
+    else:
+        headers["Content-Length"] = value
+    u = urlsplit(receiver.url_for(SOURCE))
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.putrequest("POST", u.path, skip_accept_encoding=True)
+    for name, v in headers.items():
+        conn.putheader(name, v.encode("latin-1"))  # as HTTP headers are read: '²' is a digit to str.isdigit
+    conn.endheaders(body)
+    assert conn.getresponse().status == 400
+    conn.close()
+    assert inbox_rows(settings) == []
+
+
 def test_a_webhook_profile_must_say_which_body_field_holds_the_delivery_id(tmp_path):
     from connectors.kinds import load_profile
 

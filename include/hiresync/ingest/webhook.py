@@ -167,9 +167,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length")
         limit = max((e.profile.max_body_bytes for e in self.receiver.endpoints.values()), default=1 << 20)
-        if length is None or not length.isdigit():
+        if length is None:
             self.close_connection = True
             return self._answer(411, {"error": "Content-Length required"})
+        if not (length.isascii() and length.isdigit()):  # '²' is a digit to str.isdigit, not to int()
+            self.close_connection = True
+            return self._answer(400, {"error": "Content-Length is not a number of bytes"})
         if int(length) > limit:
             self.close_connection = True  # the body is not read: the connection cannot be reused
             return self._answer(413, {"error": "body too large"})
