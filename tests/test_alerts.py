@@ -95,6 +95,14 @@ def test_personal_data_in_a_cause_is_masked():
     assert "13812345678" not in alert.text and "zhang.san@" not in alert.text and "/x/1" not in alert.text
 
 
+def test_personal_data_next_to_chinese_text_in_a_cause_is_masked():
+    alert = failure_alert(dag_id="d", run_id="r", task_id="t", try_number=1, source=None, sync=None,
+                          cause="目标拒绝: 身份证11010519491231002X与手机号15631182714已注册, 邮箱wang.fang@163.com已占用")
+    assert "11010519491231002X" not in alert.text and "110105********002X" in alert.text
+    assert "15631182714" not in alert.text and "156****2714" in alert.text
+    assert "wang.fang" not in alert.text and "已注册" in alert.text
+
+
 def test_a_failing_channel_neither_raises_nor_stops_the_other_nor_logs_a_secret(sqlite_settings, aiview, monkeypatch,
                                                                               caplog):
     alert = sample_alert(sqlite_settings, aiview, monkeypatch)

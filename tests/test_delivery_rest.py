@@ -87,6 +87,9 @@ def test_each_target_gets_its_mapping_and_the_hr_cloud_masked_id_and_phone(targe
         assert set(conn.scalars(select(ehr_candidates.c.national_id))) <= ids
     assert {r.target_ref.split("-")[0] for r in rows(settings, "grouphr")} == {"GROUPHR"}
     assert {r.status for t in ("ehr", "grouphr", "hrcloud") for r in rows(settings, t)} == {"sent"}
+    # Video and report links are bearer links (face video): the HR cloud's audience gets neither.
+    assert not [r for r in hrcloud.records.values() if r.get("video_url") or r.get("report_url")]
+    assert any(r["assessment"].get("videoUrl") for r in grouphr.records.values())
 
 
 @pytest.mark.parametrize("target", ["grouphr", "hrcloud"])
@@ -183,6 +186,26 @@ def test_a_400_dead_letters_at_once_with_a_masked_reason_and_the_rest_go_on(targ
     assert "rows queued again" in CliRunner().invoke(app, ["outbox", "replay", "grouphr"]).output
     assert relay(settings, keys, "grouphr") == delivered + 1
     assert set(grouphr.applied.values()) == {1}  # a replay with the same keys applies nothing twice
+
+
+def test_a_refusal_quoting_personal_data_next_to_chinese_text_is_masked(targets, monkeypatch):
+    settings, grouphr, _ = targets
+    load_only(settings, monkeypatch)
+    keys = Keyring.load(settings.key_file)
+    victims = rows(settings, "grouphr")[:5]
+    payloads = [json.loads(keys.decrypt(v.payload_enc, f"outbox:grouphr:{v.idempotency_key}")) for v in victims]
+    grouphr.refuse = {p["result"]["result_key"] for p in payloads}
+    grouphr.refuse_message = "手机号{mobile}与身份证{nid}已注册,邮箱{email}已占用"
+    relay(settings, keys, "grouphr")
+    dead = rows(settings, "grouphr", status="dead")
+    assert len(dead) == 5
+    plain = set()
+    for p in payloads:
+        cand = p["candidate"]
+        plain |= {cand["national_id"], cand["mobile"].removeprefix("+86")} | ({cand["email"]} if cand.get("email") else set())
+    shown = " ".join(d.last_error for d in dead) + CliRunner().invoke(app, ["outbox", "status", "--json"]).output
+    assert [v[:3] for v in plain if v in shown] == []
+    assert "已注册" in shown and "****" in shown
 
 
 def test_a_post_is_never_retried_without_an_idempotency_key(targets, monkeypatch):

@@ -84,3 +84,33 @@ def test_keyring_from_an_airflow_connection(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_HIRESYNC_KEYS", _json.dumps({"conn_type": "generic", "password": material}))
     keys = pii.Keyring.load(tmp_path / "missing.json")  # the file is not needed
     assert keys.decrypt(pii.Keyring.load(tmp_path / "k.json").encrypt("x", "c"), "c") == "x"
+
+
+CJK_CASES = [
+    # (text a target or vendor may send, plaintext that must go, its mask that should stay)
+    ("手机号15631182714与身份证11010519491231002X已注册", ["15631182714", "11010519491231002X"],
+     ["156****2714", "110105********002X"]),
+    ("候选人+86 15631182714已存在", ["15631182714"], ["156****2714"]),
+    ("邮箱wang.fang@163.com已被占用", ["wang.fang@163.com"], ["w***@163.com"]),
+    ("视频https://media.example/v/abc123无法访问", ["/v/abc123"], ["media.example/***"]),
+    ("ID:11010519491231002x;tel 156-3118-2714", ["11010519491231002x", "156-3118-2714"], []),
+]
+
+
+@pytest.mark.parametrize("text, gone, kept", CJK_CASES)
+def test_mask_text_masks_personal_data_next_to_chinese_text(text, gone, kept):
+    masked = pii.mask_text(text)
+    assert all(g not in masked for g in gone), masked
+    assert all(k in masked for k in kept), masked
+    assert "已" in masked or "无法" in masked or "ID" in masked  # the message itself survives
+
+
+def test_mask_text_masks_known_values_in_their_local_form():
+    known = {"full_name": "王芳", "mobile": "+8615631182714", "national_id": "11010519491231002X"}
+    masked = pii.mask_text("王芳的手机15631182714已注册", known=known.values())
+    assert "王芳" not in masked and "15631182714" not in masked and "王*" in masked and "156****2714" in masked
+
+
+def test_mask_text_leaves_ordinary_numbers_alone():
+    assert pii.mask_text("HTTP 400: batch 20261201 has 12 rows, code 40001") == \
+        "HTTP 400: batch 20261201 has 12 rows, code 40001"

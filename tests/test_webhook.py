@@ -87,7 +87,7 @@ def test_the_receiver_stores_only_authentic_fresh_deliveries(settings, kuaipin, 
     elif case == "stale timestamp":
         got = kuaipin.post(url, event, timestamp=int(time.time()) - 301)
     elif case == "timestamp from the future":
-        got = kuaipin.post(url, event, timestamp=int(time.time()) + 301)
+        got = kuaipin.post(url, event, timestamp=int(time.time()) + 310)  # margin: the receiver reads the clock later
     else:
         got = requests.post(url, data=body, headers={"X-KuaiPin-Delivery": event["id"]}, timeout=10).status_code
     assert got == status
@@ -115,12 +115,81 @@ def test_a_repeated_delivery_id_is_acknowledged_and_stored_once(settings, kuaipi
     assert statuses == {200: 28}
     assert sorted(r.delivery_id for r in inbox_rows(settings)) == sorted(e["id"] for e in events)
     assert receiver.counts["stored"] == 20 and receiver.counts["duplicate"] == 8
-    # The same id with other content is still the same delivery: the first one stays.
+    # The same id with other content is not a repeat: refused with 409 and an alert, the first one stays.
     tampered = dict(events[0], type="interview.result.updated")
-    assert kuaipin.post(receiver.url_for(SOURCE), tampered) == 200
+    assert kuaipin.post(receiver.url_for(SOURCE), tampered) == 409
     keys = Keyring.load(settings.key_file)
     row = inbox_rows(settings)[0]
     assert json.loads(keys.decrypt(row.payload_enc, inbox.context(SOURCE, row.delivery_id)))["type"] == events[0]["type"]
+    assert receiver.counts["conflict"] == 1
+
+
+def test_a_captured_delivery_replayed_under_other_ids_is_refused_and_loses_nothing(settings, kuaipin, receiver, caplog):
+    """The body's delivery-id field must equal the header: a replay under ids 2..20 cannot make the
+    vendor's real deliveries 2..20 look like duplicates."""
+    events = kuaipin.emit(20)
+    url = receiver.url_for(SOURCE)
+    assert kuaipin.post(url, events[0]) == 200
+    replays = [kuaipin.post(url, events[0], delivery_id=e["id"]) for e in events[1:]]
+    assert set(replays) == {400}
+    assert kuaipin.push(url, events[1:]) == {200: 19}
+    assert receiver.counts["stored"] == 20 and receiver.counts["duplicate"] == 0
+    assert sorted(r.delivery_id for r in inbox_rows(settings)) == sorted(e["id"] for e in events)
+    assert "id" in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_known_delivery_id_with_another_body_raises_an_alert(settings, kuaipin):
+    from hiresync.ingest.webhook import WebhookReceiver
+
+    alerts: list[str] = []
+    with WebhookReceiver(settings, [SOURCE], alert=alerts.append) as r:
+        event = kuaipin.emit(1)[0]
+        assert kuaipin.post(r.url_for(SOURCE), event) == 200
+        assert kuaipin.post(r.url_for(SOURCE), event) == 200  # a true repeat: same bytes
+        changed = json.loads(json.dumps(event))
+        changed["data"]["score"] = 1
+        assert kuaipin.post(r.url_for(SOURCE), changed) == 409
+    assert len(alerts) == 1 and SOURCE in alerts[0] and event["id"] in alerts[0]
+    assert event["data"]["candidate"]["id_number"] not in alerts[0]
+
+
+@pytest.mark.parametrize("header, value", [("timestamp", "\u00b2"), ("timestamp", "17\u00b9"),
+                                           ("length", "\u00b2"), ("length", "1\u00b3")])
+def test_unicode_digits_in_a_timestamp_or_content_length_get_a_400(settings, kuaipin, receiver, header, value):
+    import http.client
+    from urllib.parse import urlsplit
+
+    event = kuaipin.emit(1)[0]
+    body = encode(event)
+    headers = {**kuaipin.headers(event["id"], body), "Content-Length": str(len(body))}
+    if header == "timestamp":
+        headers["X-KuaiPin-Timestamp"] = value
+    else:
+        headers["Content-Length"] = value
+    u = urlsplit(receiver.url_for(SOURCE))
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.putrequest("POST", u.path, skip_accept_encoding=True)
+    for name, v in headers.items():
+        conn.putheader(name, v.encode("latin-1"))  # as HTTP headers are read: '²' is a digit to str.isdigit
+    conn.endheaders(body)
+    assert conn.getresponse().status == 400
+    conn.close()
+    assert inbox_rows(settings) == []
+
+
+def test_a_webhook_profile_must_say_which_body_field_holds_the_delivery_id(tmp_path):
+    from connectors.kinds import load_profile
+
+    doc = yaml.safe_load((REPO / "connectors/profiles/kuaipin.yaml").read_text(encoding="utf-8"))
+    doc.pop("replay")
+    path = tmp_path / "kuaipin.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_profile(path)
+    assert err.value.key == "delivery_id_field"
+    doc["delivery_id_field"] = "id"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert load_profile(path).delivery_id_field == "id"
 
 
 def test_deliveries_are_stored_encrypted_and_nothing_personal_or_secret_is_logged(settings, kuaipin, receiver, caplog):

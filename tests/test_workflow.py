@@ -108,7 +108,8 @@ def test_the_request_carries_the_ai_summary_and_only_what_the_policy_allows(grou
     settings, sim = grouphr
     policy = tmp_path / "policy.yaml"
     policy.write_text("recipients:\n"
-                      "  grouphr: {full_name: masked, national_id: dropped, mobile: dropped, email: dropped, video_url: dropped}\n")
+                      "  grouphr: {full_name: masked, national_id: dropped, mobile: dropped, email: dropped, video_url: dropped,\n"
+                      "            report_url: plain}\n")
     monkeypatch.setenv("HIRESYNC_POLICY", str(policy))
     settings = Settings.from_env()
     run_source("aiview", settings)

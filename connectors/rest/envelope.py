@@ -7,15 +7,19 @@ import re
 from dataclasses import dataclass
 
 from connectors.records import get_path
+from hiresync.privacy.pii import mask_text
 
-# Vendor messages sometimes quote the request back (an ID number, a phone, an e-mail, a link).
-_PERSONAL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+|https?://\S+|\d[\d\s-]{5,}[\dXx]")
+# Vendor messages sometimes quote the request back (an ID number, a phone, an e-mail, a link):
+# hiresync.privacy.pii.mask_text masks those shapes; any other long digit run goes as well.
+# E-mail addresses and links go whole: a vendor's message needs neither.
+_DIGITS = re.compile(r"(?<!\d)\d[\d\s-]{5,}[\dXx](?![\dXx])")
+_EMAIL_OR_LINK = re.compile(r"https?://[!-~]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 MESSAGE_MAX = 80
 
 
 def safe_message(text: object) -> str:
     """A vendor's message as an error may carry it: digit runs, e-mails, links masked; trimmed."""
-    masked = _PERSONAL.sub("***", " ".join(str(text).split()))
+    masked = _DIGITS.sub("***", mask_text(_EMAIL_OR_LINK.sub("***", str(text))))
     return masked if len(masked) <= MESSAGE_MAX else masked[: MESSAGE_MAX - 3] + "..."
 
 

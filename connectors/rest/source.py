@@ -28,8 +28,10 @@ from connectors.rest.incremental import Cursor, CursorFormat
 from connectors.rest.limits import RateLimiter
 from connectors.rest.paginators import Page, paginator_for
 from connectors.rest.profile import RestProfile
+from hiresync.privacy.redact import install_log_redaction
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+install_log_redaction()  # urllib3 logs retried URLs, query (api key, sign) included
 
 
 class _Retryable(Exception):

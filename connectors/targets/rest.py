@@ -19,8 +19,10 @@ from connectors.rest.auth import auth_for
 from connectors.targets.base import Outcome, TargetError
 from connectors.targets.profile import TargetProfile
 from connectors.targets.shape import Shape, dig
+from hiresync.privacy.redact import install_log_redaction
 
 PERMANENT = (400, 404, 410, 413, 422)  # the same request will be refused again: dead letter
+install_log_redaction()  # an API key in a query must not reach urllib3's request logs
 
 
 class RestTarget:

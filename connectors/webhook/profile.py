@@ -37,6 +37,9 @@ SCHEMA = {
             },
         },
         "max_body_bytes": {"type": "integer", "minimum": 1024},
+        "delivery_id_field": {"type": "string", "minLength": 1,
+                              "description": "dotted path of the body field that must equal the delivery header "
+                                             "(default: replay.delivery_id_field)"},
         "replay": {
             "type": "object",
             "additionalProperties": False,
@@ -63,6 +66,7 @@ class WebhookProfile:
     max_body_bytes: int
     replay: RestProfile | None
     replay_id_field: str | None
+    delivery_id_field: str = ""  # the signed body's field that must equal the delivery header
     kind: str = "webhook"
 
     @classmethod
@@ -75,9 +79,16 @@ class WebhookProfile:
             if rest.source != doc["source"]:
                 raise ConfigError(str(path), "replay.profile",
                                   f"{rest.file} is for source {rest.source!r}, not {doc['source']!r}")
+        # The signature covers the body, not the delivery header: without a body field to bind the
+        # id to, one captured delivery re-sent under other ids would make the real ones "duplicates".
+        id_field = doc.get("delivery_id_field") or (replay or {}).get("delivery_id_field")
+        if not id_field:
+            raise ConfigError(str(path), "delivery_id_field",
+                              "required: the body field that carries the delivery id (bound to the signature)")
         return cls(source=doc["source"], file=str(path), connection=doc["connection"],
                    delivery_header=sig["delivery_header"], timestamp_header=sig["timestamp_header"],
                    signature_header=sig["signature_header"], prefix=sig.get("prefix", ""),
                    tolerance_seconds=sig.get("tolerance_seconds", 300),
                    max_body_bytes=doc.get("max_body_bytes", 1024 * 1024),
-                   replay=rest, replay_id_field=replay["delivery_id_field"] if replay else None)
+                   replay=rest, replay_id_field=replay["delivery_id_field"] if replay else None,
+                   delivery_id_field=id_field)

@@ -29,7 +29,7 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
     """Return if the delivery is authentic and fresh; raise Rejected otherwise."""
     if not timestamp or not signature:
         raise Rejected(400, "missing timestamp or signature header")
-    if not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit()):  # '²' passes str.isdigit and breaks int()
         raise Rejected(400, "timestamp is not Unix seconds")
     age = (time.time() if now is None else now) - int(timestamp)
     if abs(age) > tolerance_seconds:

@@ -58,7 +58,11 @@ def init() -> None:
     from hiresync.hub.store import migrate
     from hiresync.privacy.pii import Keyring
 
+    from hiresync.config.files import private_dir, tighten
+
     settings = Settings.from_env()
+    private_dir(settings.var_dir)
+    tighten(settings.var_dir, 0o700)  # staging, keys, databases and exports live here: the owner's only
     if settings.key_file.exists() or _env_keys():
         typer.echo(f"key: {'from the secrets backend' if _env_keys() else settings.key_file} (kept)")
     else:
@@ -426,7 +430,11 @@ def webhook_serve(port: int = typer.Option(8090, "--port", help="TCP port (0: an
 
     settings = _hub_settings()
     logging.getLogger("hiresync.ingest.webhook").setLevel(logging.INFO)
-    receiver = WebhookReceiver(settings, source or None, host=host, port=port)
+    from hiresync.monitor.alerts import Alert, load_alert_config, send
+
+    alerts = load_alert_config(settings)
+    receiver = WebhookReceiver(settings, source or None, host=host, port=port,
+                               alert=lambda text: send(Alert("HireSync webhook 投递冲突", text), alerts))
     receiver.start()
     for name in receiver.endpoints:
         typer.echo(f"webhook {name}: POST {receiver.url_for(name)}")

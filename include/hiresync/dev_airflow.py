@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hiresync.config.files import tighten
+
 
 def main() -> int:
     from simulators.aiview import AIViewSimulator
@@ -29,12 +31,19 @@ def main() -> int:
         print("Airflow UI: http://localhost:8080  user 'admin', password in "
               f"{home / 'simple_auth_manager_passwords.json.generated'} (written on first start)")
         print("Trigger 'hiresync_sync_aiview' there; Ctrl-C stops Airflow and the simulators.\n", flush=True)
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env)
+        tighten(home / "simple_auth_manager_passwords.json.generated", 0o600)  # one an older start left 0644
+        proc = airflow_process([sys.executable, "-m", "airflow", "standalone"], env=env)
         try:
             return proc.wait()
         except KeyboardInterrupt:
             proc.send_signal(signal.SIGINT)
             return proc.wait()
+
+
+def airflow_process(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
+    """Airflow with umask 077: the admin password file it generates, its logs and its database are
+    readable by their owner only."""
+    return subprocess.Popen(cmd, env=env, cwd=cwd, umask=0o077)
 
 
 def _shared_secrets(home: Path) -> dict[str, str]:

@@ -51,6 +51,9 @@ class _IdempotentTarget(SimServer):
         self.retry_after_seconds = 0
         self.lose_responses = 0
         self.refuse: set[str] = set()
+        # What a refusal says; {nid}, {mobile} (local form, no +86) and {email} quote the record, as
+        # real targets do ("手机号156…与身份证…已注册").
+        self.refuse_message = "candidate {nid} is on the do-not-hire list"
         self.hold: threading.Event | None = None
         self.holding = threading.Event()
         self.erased: list[str] = []
@@ -87,8 +90,11 @@ class _IdempotentTarget(SimServer):
         if not isinstance(key, str) or not key:
             return 400, {"error": {"code": "missing_external_key", "message": "externalKey is required"}}
         if key in self.refuse:
-            nid = record.get("candidate", {}).get("idNumber") if self.kind == "grouphr" else record.get("id_number")
-            return 400, {"error": {"code": "candidate_rejected", "message": f"candidate {nid} is on the do-not-hire list"}}
+            cand = record.get("candidate", {}) if self.kind == "grouphr" else record
+            nid = cand.get("idNumber") if self.kind == "grouphr" else record.get("id_number")
+            mobile = str(cand.get("mobile") or cand.get("phone") or "").removeprefix("+86")
+            message = self.refuse_message.format(nid=nid, mobile=mobile, email=cand.get("email"))
+            return 400, {"error": {"code": "candidate_rejected", "message": message}}
         status = record.get("assessment", {}).get("status") if self.kind == "grouphr" else record.get("assessment_status")
         if status not in STATUSES[self.kind]:
             return 422, {"error": {"code": "invalid_status", "message": f"unknown assessment status {status!r}"}}

@@ -117,11 +117,13 @@ class KuaiPinSimulator(SimServer):
                 TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: signature(secret or self.signing_secret, ts, body)}
 
     def post(self, url: str, event: dict[str, Any], *, timestamp: int | None = None, secret: str | None = None,
-             body: bytes | None = None, session: requests.Session | None = None) -> int:
+             body: bytes | None = None, session: requests.Session | None = None,
+             delivery_id: str | None = None) -> int:
         """One delivery; the overrides make stale, wrongly signed or tampered deliveries for tests
-        (``body`` is sent as is, the signature is over the event's own body)."""
+        (``body`` is sent as is, the signature is over the event's own body; ``delivery_id`` puts
+        another id in the header, as an attacker replaying a captured delivery would)."""
         signed = encode(event)
-        headers = self.headers(event["id"], signed, timestamp=timestamp, secret=secret)
+        headers = self.headers(delivery_id or event["id"], signed, timestamp=timestamp, secret=secret)
         return (session or requests).post(url, data=body if body is not None else signed, headers=headers,
                                           timeout=(5, 60)).status_code
 

@@ -45,7 +45,21 @@ def _parse(conn_id: str, raw: str) -> ConnectionSettings:
         if host and "://" not in host:
             host = f"{doc.get('schema') or 'http'}://{host}"
         return ConnectionSettings(conn_id, host, doc.get("login"), doc.get("password"), doc.get("extra") or {})
-    url = urlsplit(raw)
+    # A '/', '#' or '?' in the login or password ends the authority early: the rest of the password
+    # would be read as a port ("Port could not be cast to integer value as '<password>'"), a path or a
+    # fragment. Refuse it, naming the connection and the rule, never the value.
+    refusal = HireSyncError(
+        f"AIRFLOW_CONN_{conn_id.upper()} (connection {conn_id!r}) is not a valid connection URI: a '/', '#', '?' "
+        "or '@' in the login or password must be percent-encoded (%2F, %23, %3F, %40), or use the JSON form")
+    after_scheme = raw.split("://", 1)[1] if "://" in raw else raw
+    at = after_scheme.rfind("@")
+    if at >= 0 and any(c in after_scheme[:at] for c in "/?#"):
+        raise refusal
+    try:
+        url = urlsplit(raw)
+        port = url.port
+    except ValueError:
+        raise refusal from None
     scheme = "https" if url.scheme in ("https",) else "http"
-    host = f"{scheme}://{url.hostname}" + (f":{url.port}" if url.port else "") if url.hostname else None
+    host = f"{scheme}://{url.hostname}" + (f":{port}" if port else "") if url.hostname else None
     return ConnectionSettings(conn_id, host, unquote(url.username or "") or None, unquote(url.password or "") or None)

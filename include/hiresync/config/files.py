@@ -3,6 +3,8 @@ errors name the file, the key and the problem."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import jsonschema
@@ -31,16 +33,64 @@ def load_yaml_checked(path: Path, schema: dict) -> dict:
 
 
 def _plain(err: jsonschema.ValidationError) -> str:
-    # A list of choices is always given in full (the integrator needs the right spelling);
-    # jsonschema's other messages can quote whole sub-documents (oneOf failures): those are cut.
+    """The rule broken, never the value: a password pasted into a profile would otherwise land in
+    runs.error, status and Data Docs. Key names (unknown keys, required ones) and lists of choices
+    are shown in full: the integrator needs the right spelling."""
     if err.validator == "additionalProperties":
         return err.message.replace("Additional properties are not allowed", "unknown key")
     if err.validator == "enum":
-        return f"{err.instance!r} is not one of {', '.join(str(c) for c in err.validator_value)}"
+        return f"the value is not one of {', '.join(str(c) for c in err.validator_value)}"
     if err.validator == "propertyNames":
         # the error is about the name; its sub-schema (usually an enum) holds the choices
         choices = err.validator_value.get("enum") if isinstance(err.validator_value, dict) else None
         name = err.instance if not isinstance(err.instance, dict) else next(
             (k for k in err.instance if choices and k not in choices), None)
         return f"{name!r} is not a known field name" + (f"; known: {', '.join(choices)}" if choices else "")
-    return err.message if len(err.message) < 200 else err.message[:197] + "..."
+    if err.validator in ("required", "dependentRequired", "dependencies"):
+        message = err.message
+    else:
+        # jsonschema words its messages "<instance repr> is not ...": the value goes, the rule stays.
+        message = err.message.replace(repr(err.instance), "the value")
+        if isinstance(err.instance, (dict, list)) or repr(err.instance) in message:
+            message = f"the value breaks the rule {err.validator!r}"
+    return message if len(message) < 200 else message[:197] + "..."
+
+
+# -- files and folders that hold personal data or keys: the owner's only ---------------------------------
+def private_dir(path: Path) -> Path:
+    """Create `path` and any missing parents as 0700 (folders that exist already are left as they are:
+    a hub under /tmp must not chmod /tmp)."""
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask
+    return path
+
+
+def tighten(path: Path, mode: int) -> None:
+    """chmod an existing file or folder of ours to `mode` (one left open by an older version)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if st.st_uid == os.getuid() and not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) & ~mode:
+        os.chmod(path, mode)
+
+
+def private_file(path: Path) -> Path:
+    """Make sure `path` exists and only its owner can read it (created empty as 0600, or tightened)."""
+    path = Path(path)
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        tighten(path, 0o600)
+    return path

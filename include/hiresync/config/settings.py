@@ -60,8 +60,18 @@ def _positive_int(name: str, default: int) -> int:
     return int(raw)
 
 
+_SECRET_PARAM = ("pass", "pwd", "secret", "token", "key", "credential", "auth")
+
+
 def safe_url(url: str) -> str:
-    """A database URL as it may be shown: password hidden."""
+    """A database URL as it may be shown: the password hidden, in the user info and in the query
+    (`?password=`, `?sslpassword=`, `?token=`...)."""
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        u = make_url(url)
+    except Exception:  # noqa: BLE001 - an unparseable URL is not shown at all: it may hold anything
+        return "<a database URL that cannot be parsed>"
+    if u.query:
+        u = u.set(query={k: ("***" if any(s in k.lower() for s in _SECRET_PARAM) else v) for k, v in u.query.items()})
+    return u.render_as_string(hide_password=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import socket
 import uuid
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from hiresync import jsonfast
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import InterviewResult, Outbox
 from hiresync.hub.store import transaction
-from hiresync.privacy.pii import Keyring, mask_email, mask_mobile, mask_name, mask_national_id, mask_url
+from hiresync.privacy.pii import Keyring, mask_text
 from hiresync.privacy.recipients import load_policy
 from hiresync.config.settings import Settings
 from hiresync.delivery.targets import profile_for, target_for
@@ -256,24 +255,10 @@ def _error_text(o: Outcome, payload: dict) -> str:
     return ": ".join(p for p in (head, reason) if p) or "refused"
 
 
-# Shapes of personal data a target may echo back in an error message.
-_PATTERNS = [
-    (re.compile(r"\b\d{17}[\dXx]\b"), mask_national_id),
-    (re.compile(r"(?:\+?86[- ]?)?\b1[3-9]\d{9}\b"), lambda v: mask_mobile(re.sub(r"\D", "", v)[-11:])),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), mask_email),
-    (re.compile(r"https?://\S+"), mask_url),
-]
-
-
 def _masked(reason: str, payload: dict) -> str:
     """The target's reason without the personal data it may quote, at most REASON_LIMIT chars."""
     cand = payload.get("candidate") or {}
-    for value, mask in ((cand.get("full_name"), mask_name), (cand.get("national_id"), mask_national_id),
-                        (cand.get("mobile"), mask_mobile), (cand.get("email"), mask_email),
-                        ((payload.get("result") or {}).get("video_url"), mask_url)):
-        if value and str(value) in reason:
-            reason = reason.replace(str(value), mask(str(value)))
-    for pattern, mask in _PATTERNS:
-        reason = pattern.sub(lambda m, mask=mask: mask(m.group(0)), reason)
-    reason = " ".join(reason.split())
-    return reason if len(reason) <= REASON_LIMIT else reason[:REASON_LIMIT - 3] + "..."
+    result = payload.get("result") or {}
+    known = [cand.get("full_name"), cand.get("national_id"), cand.get("mobile"), cand.get("email"),
+             result.get("video_url"), result.get("report_url")]
+    return mask_text(reason, known=known, limit=REASON_LIMIT)

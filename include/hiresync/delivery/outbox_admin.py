@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select, update
 
 from hiresync.hub.models import InterviewResult, Outbox
+from hiresync.privacy.pii import mask_text
 from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings
 
@@ -41,7 +42,7 @@ def status(settings: Settings, target: str | None = None) -> dict:
         t.setdefault("oldest_pending", None)
     return {"targets": out, "dead_letters": [
         {"id": d.id, "target": d.target, "kind": d.kind, "result": f"{d.vendor}:{d.vendor_result_id}" if d.vendor else None,
-         "attempts": d.attempts, "response_status": d.response_status, "reason": d.last_error} for d in dead]}
+         "attempts": d.attempts, "response_status": d.response_status, "reason": mask_text(d.last_error) if d.last_error else None} for d in dead]}
 
 
 def retry(settings: Settings, target: str | None = None, ids: list[int] | None = None) -> int:

@@ -17,15 +17,27 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
+from hiresync.config.files import private_file, tighten
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@cache
 def engine_for(url: str) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
+        path = url.split(":///", 1)[-1].split("?", 1)[0]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # The file holds personal data (encrypted columns, but also masks and blind indexes):
+            # 0600 in a 0700 folder, also when an older version left it 0644 (two system calls);
+            # SQLite gives its -wal and -shm files the database's mode.
+            private_file(Path(path))
+            for side in ("-wal", "-shm"):
+                tighten(Path(path + side), 0o600)
+    return _engine(url)
+
+
+@cache
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

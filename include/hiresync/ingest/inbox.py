@@ -9,6 +9,7 @@ again by the next run.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable
 
 from sqlalchemy import insert, select
@@ -49,6 +50,32 @@ def store_retrying(transaction, keys: Keyring, source: str, deliveries: list[tup
             if attempt == 2:
                 raise
     return 0
+
+
+def receive(s: Session, keys: Keyring, source: str, delivery_id: str, text: str) -> str:
+    """One pushed delivery: "stored", "duplicate" (the id is known with the same body) or "conflict"
+    (the id is known with another body: never silently acknowledged)."""
+    known = s.scalar(select(InboxDelivery.payload_enc).where(InboxDelivery.source == source,
+                                                             InboxDelivery.delivery_id == delivery_id))
+    if known is None:
+        s.execute(insert(InboxDelivery.__table__), [dict(source=source, delivery_id=delivery_id, status="new",
+                                                         payload_enc=keys.encrypt(text, context(source, delivery_id)))])
+        return "stored"
+    same = hashlib.sha256(keys.decrypt(known, context(source, delivery_id)).encode()).digest() == \
+        hashlib.sha256(text.encode()).digest()
+    return "duplicate" if same else "conflict"
+
+
+def receive_retrying(transaction, keys: Keyring, source: str, delivery_id: str, text: str) -> str:
+    """`receive` in its own transaction; a lost race on the unique constraint is retried."""
+    for attempt in range(3):
+        try:
+            with transaction() as s:
+                return receive(s, keys, source, delivery_id, text)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def pending(s: Session, keys: Keyring, source: str) -> list[tuple[int, dict]]:

@@ -3,7 +3,9 @@
 For each delivery: the signature is checked over the raw bytes (pre-parse, constant time, timestamp
 within the profile's tolerance), the body must be a JSON object, and the delivery is stored
 encrypted in the hub's inbox in its own transaction *before* the 2xx goes out. A repeated delivery
-id is answered 200 and not stored again; a stale or tampered one gets a 4xx; a hub that cannot
+id with the same body is answered 200 and not stored again, with another body 409 and an alert;
+the body's delivery-id field must equal the header (the signature covers the body, not the
+header); a stale or tampered one gets a 4xx; a hub that cannot
 store gets a 503, so the vendor retries. Nothing else happens here: the sync run drains the inbox.
 
 Standard library `ThreadingHTTPServer` (with TCP_NODELAY, HTTP/1.1 keep-alive) rather than
@@ -23,9 +25,10 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 
 from connectors.kinds import load_profile
+from connectors.records import get_path
 from connectors.webhook.profile import WebhookProfile
 from connectors.webhook.signature import Rejected, verify
 from hiresync.ingest import inbox
@@ -79,8 +82,9 @@ class WebhookReceiver(BackgroundServer):
     in the foreground. `counts` says how many deliveries were stored, duplicate or rejected."""
 
     def __init__(self, settings: Settings, sources: list[str] | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, alert: Callable[[str], None] | None = None) -> None:
         self.settings = settings
+        self.alert = alert  # told (value-free text) when a known delivery id comes with another body
         self.endpoints = webhook_endpoints(settings, sources)
         self.keys = hub_keys(settings)
         self.counts: Counter[str] = Counter()
@@ -110,25 +114,44 @@ class WebhookReceiver(BackgroundServer):
                 raise Rejected(400, f"{p.delivery_header} header missing or longer than {MAX_DELIVERY_ID}")
             try:
                 text = body.decode("utf-8")
-                if not isinstance(json.loads(text), dict):
+                doc = json.loads(text)
+                if not isinstance(doc, dict):
                     raise ValueError
             except ValueError:
                 raise Rejected(400, "body is not a JSON object") from None
+            # The signature covers the body, not the header: the id must be the signed one.
+            if str(get_path(doc, p.delivery_id_field)) != delivery_id:
+                raise Rejected(400, f"body field {p.delivery_id_field!r} does not equal the {p.delivery_header} header")
         except Rejected as rejected:
             self._count("rejected")
             log.warning("webhook %s: delivery rejected: %s", endpoint.source, rejected.reason)
             return rejected.status, {"error": rejected.reason}
         try:
-            stored = inbox.store_retrying(lambda: transaction(self.settings.hub_url), self.keys, endpoint.source,
-                                          [(delivery_id, text)])
+            outcome = inbox.receive_retrying(lambda: transaction(self.settings.hub_url), self.keys, endpoint.source,
+                                             delivery_id, text)
         except Exception as exc:  # noqa: BLE001 - any storage failure: not acknowledged, the vendor retries
             self._count("failed")
             log.error("webhook %s: delivery %s not stored (%s)", endpoint.source, delivery_id, type(exc).__name__)
             return 503, {"error": "not stored, retry later"}
-        outcome = "stored" if stored else "duplicate"
         self._count(outcome)
+        if outcome == "conflict":
+            message = (f"webhook {endpoint.source}: delivery {delivery_id} arrived again with a different body; "
+                       "refused (409), the stored delivery is kept. A vendor fault or a forged re-send: check "
+                       "with the vendor before replaying.")
+            log.error(message)
+            self._alert(f"HireSync webhook 投递冲突: 来源 {endpoint.source} 的投递 {delivery_id} 以不同内容再次到达, "
+                        "已拒绝 (409), 保留先前存储的投递。可能是供应商故障或伪造的重发, 请与供应商核实。")
+            return 409, {"error": "this delivery id is known with a different body"}
         log.info("webhook %s: delivery %s %s", endpoint.source, delivery_id, outcome)
         return 200, {"status": outcome, "delivery_id": delivery_id}
+
+    def _alert(self, message: str) -> None:
+        if self.alert is None:
+            return
+        try:
+            self.alert(message)
+        except Exception as exc:  # noqa: BLE001 - an alert channel never fails a delivery's answer
+            log.warning("webhook: alert not sent (%s)", type(exc).__name__)
 
     def _count(self, outcome: str) -> None:
         with self._lock:
@@ -144,9 +167,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length")
         limit = max((e.profile.max_body_bytes for e in self.receiver.endpoints.values()), default=1 << 20)
-        if length is None or not length.isdigit():
+        if length is None:
             self.close_connection = True
             return self._answer(411, {"error": "Content-Length required"})
+        if not (length.isascii() and length.isdigit()):  # '²' is a digit to str.isdigit, not to int()
+            self.close_connection = True
+            return self._answer(400, {"error": "Content-Length is not a number of bytes"})
         if int(length) > limit:
             self.close_connection = True  # the body is not read: the connection cannot be reused
             return self._answer(413, {"error": "body too large"})

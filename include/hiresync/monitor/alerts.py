@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import re
 import smtplib
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from urllib.parse import quote_plus
 from hiresync.config.files import load_yaml_checked
 from hiresync.errors import HireSyncError
 from hiresync.config.settings import Settings
+from hiresync.privacy.pii import mask_text
 
 log = logging.getLogger("hiresync.monitor.alerts")
 
@@ -82,19 +82,9 @@ def load_alert_config(settings: Settings) -> AlertConfig:
 
 
 # -- the message -------------------------------------------------------------------------------------
-# Shapes of personal data that must not reach a mailbox or a chat group even if a message quoted one.
-_PERSONAL = [
-    (re.compile(r"\b\d{17}[\dXx]\b"), lambda v: v[:6] + "********" + v[-4:]),
-    (re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)"), lambda v: v[:3] + "****" + v[-4:]),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), lambda v: v[:1] + "***@" + v.split("@", 1)[1]),
-    (re.compile(r"https?://\S+"), lambda v: v.split("//", 1)[-1].split("/", 1)[0] + "/***"),
-]
-
-
 def scrub(text: str) -> str:
-    for pattern, mask in _PERSONAL:
-        text = pattern.sub(lambda m, mask=mask: mask(m.group(0)), text)
-    return text
+    """Nothing personal reaches a mailbox or a chat group even if a message quoted it."""
+    return "\n".join(mask_text(line) for line in text.split("\n"))
 
 
 def failure_alert(*, dag_id: str, run_id: str, task_id: str | None, try_number: int | None, cause: str,

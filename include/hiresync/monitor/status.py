@@ -10,6 +10,7 @@ from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings, safe_url
 from hiresync.config.sources import load_sources
 from hiresync.monitor.sync_status import sync_status
+from hiresync.privacy.pii import mask_text
 
 
 def status(settings: Settings) -> dict:
@@ -52,5 +53,5 @@ def summary_of(run: Run) -> dict:
         "quarantined": run.quarantined, "delivered": run.delivered,
         "pulled_since": run.pulled_since.isoformat() if run.pulled_since else None,
         "watermark_after": run.watermark_after.isoformat() if run.watermark_after else None,
-        "mapping_version": run.mapping_version, "error": run.error,
+        "mapping_version": run.mapping_version, "error": mask_text(run.error) if run.error else None,
     }

@@ -13,14 +13,17 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hiresync.config.files import private_dir
 from hiresync.errors import KeyMaterialError
 
 _DEFLATED = b"\x00z"  # prefix of a plaintext that was deflated before encryption
@@ -84,7 +87,7 @@ class Keyring:
     def generate(key_file: Path) -> None:
         if key_file.exists():
             raise KeyMaterialError(f"{key_file} exists already; refusing to overwrite a key")
-        key_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(key_file.parent)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"active": 1, "keys": {"1": _new_key()}}, f)
@@ -193,3 +196,61 @@ def mask_value(kind: str | None, value: object) -> str:
         return MASKS[kind](str(value))
     text = str(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- free text from outside: one masking function for everything stored, logged or alerted ---------
+# Digit and letter look-arounds rather than \b: Python's \b does not hold between a CJK character
+# and a digit (both are "word" characters), so "手机号15631182714" would pass a \b pattern unmasked.
+_URL = re.compile(r"https?://[!-~]+")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_NATIONAL_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
+_MOBILE = re.compile(r"(?<![\d+])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?!\d)")
+_SHAPES = [
+    (_URL, mask_url),
+    (_EMAIL, mask_email),
+    (_NATIONAL_ID, mask_national_id),
+    (_MOBILE, lambda v: mask_mobile(re.sub(r"\D", "", v)[-11:])),
+]
+
+
+def _mask_known(value: str) -> str:
+    if _URL.fullmatch(value):
+        return mask_url(value)
+    if _EMAIL.fullmatch(value):
+        return mask_email(value)
+    if _NATIONAL_ID.fullmatch(value):
+        return mask_national_id(value)
+    if _MOBILE.fullmatch(value):
+        return mask_mobile(re.sub(r"\D", "", value)[-11:])
+    return mask_name(value)
+
+
+def _forms(value: str) -> set[str]:
+    """The value and the forms it may be quoted in: a phone held as +86… is quoted without it."""
+    forms = {value, value.upper(), value.lower()}
+    digits = re.sub(r"\D", "", value)
+    if _MOBILE.fullmatch(value) and len(digits) >= 11:
+        forms |= {digits[-11:], "86" + digits[-11:], "+86" + digits[-11:]}
+    return forms
+
+
+def mask_text(text: object, known: Iterable[object] = (), limit: int | None = None) -> str:
+    """Free text from outside (a target's or vendor's error, an exception) with personal data masked.
+
+    `known` are the values of the record concerned (name, resident ID, phone, email, links): each is
+    masked wherever it occurs, in any of its forms, even where no pattern would recognise it (a name).
+    Then anything shaped like a resident ID, a mainland mobile (with or without +86 and separators),
+    an e-mail address or a link is masked. Whitespace is collapsed; `limit` trims to that many
+    characters."""
+    out = str(text)
+    for value in sorted({str(v).strip() for v in known if v is not None and str(v).strip()}, key=len, reverse=True):
+        masked = _mask_known(value)
+        for form in sorted(_forms(value), key=len, reverse=True):
+            if len(form) >= 2 and form in out:
+                out = out.replace(form, masked)
+    for pattern, mask in _SHAPES:
+        out = pattern.sub(lambda m, mask=mask: mask(m.group(0)), out)
+    out = " ".join(out.split())
+    if limit is not None and len(out) > limit:
+        out = out[: limit - 3] + "..."
+    return out

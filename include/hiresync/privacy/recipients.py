@@ -26,6 +26,7 @@ FIELDS = {
     "mobile": ("candidate", "mobile", mask_mobile),
     "email": ("candidate", "email", mask_email),
     "video_url": ("result", "video_url", mask_url),
+    "report_url": ("result", "report_url", mask_url),  # a bearer link to the AI report, like the video's
 }
 _SCHEMA = {
     "type": "object",

@@ -20,8 +20,8 @@ from hiresync import jsonfast
 from hiresync.privacy import identifiers
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
-    AuditEvent, Candidate, CandidateVendorId, DimensionScore, InterviewResult, Outbox, RawPayload, RecordLineage,
-    StatusEvent,
+    AuditEvent, Candidate, CandidateVendorId, DimensionScore, IdentityReview, InterviewResult, Outbox, RawPayload,
+    RecordLineage, StatusEvent,
 )
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring, mask_national_id
@@ -54,13 +54,29 @@ def export(settings: Settings, keys: Keyring, national_id: str, out: Path, opera
         }
         for r in s.scalars(select(InterviewResult).where(InterviewResult.candidate_id == cand.id)):
             doc["interview_results"].append(_result_doc(s, keys, r))
+        _write_private(out, doc)
         s.add(AuditEvent(kind="subject_export", subject_ref=f"candidate:{cand.candidate_key}", actor=operator,
                          detail={"results": len(doc["interview_results"]), "file": str(out)}))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # for the operator's eyes only
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, indent=2, default=str)
     return {"candidate_key": cand.candidate_key, "results": len(doc["interview_results"]), "file": str(out)}
+
+
+def _write_private(out: Path, doc: dict) -> None:
+    """A new file only its owner can read: never an existing file (it keeps its mode, others may hold
+    it open) and never through a symlink (it could point anywhere)."""
+    if out.is_symlink() or out.exists():
+        raise HireSyncError(f"{out} exists: an export is written to a new file only (choose another name)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise HireSyncError(f"{out} exists: an export is written to a new file only (choose another name)") from None
+    os.fchmod(fd, 0o600)  # whatever the umask
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, ensure_ascii=False, indent=2, default=str)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
 
 
 def _result_doc(s, keys: Keyring, r: InterviewResult) -> dict:
@@ -99,6 +115,9 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
         s.execute(delete(StatusEvent).where(or_(StatusEvent.result_id.in_(ids), StatusEvent.candidate_id == cand.id)))
         s.execute(delete(InterviewResult).where(InterviewResult.id.in_(ids)))
         s.execute(delete(CandidateVendorId).where(CandidateVendorId.candidate_id == cand.id))
+        # A review names the candidate it collided with (masked details of this person): it goes too,
+        # before the candidate row it references.
+        reviews = s.execute(delete(IdentityReview).where(IdentityReview.candidate_id == cand.id)).rowcount
         s.delete(cand)
         request = {"candidate_key": cand.candidate_key, "result_keys": [f"{r.vendor}:{r.vendor_result_id}" for r in results]}
         s.execute(insert(Outbox.__table__), [
@@ -107,5 +126,5 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
                  payload_enc=keys.encrypt(jsonfast.dumps(request), f"outbox:{t}:{idem}"))
             for t in targets])
         s.add(AuditEvent(kind="subject_erase", subject_ref=f"candidate:{cand.candidate_key}", actor=operator,
-                         detail={"results": len(ids), "erase_requests": targets}))
+                         detail={"results": len(ids), "identity_reviews": reviews, "erase_requests": targets}))
     return {"candidate_key": cand.candidate_key, "results": len(ids), "erase_requests": targets}
