@@ -38,6 +38,8 @@ def _plain(err: jsonschema.ValidationError) -> str:
     are shown in full: the integrator needs the right spelling."""
     if err.validator == "additionalProperties":
         return err.message.replace("Additional properties are not allowed", "unknown key")
+    if err.validator == "enum" and "propertyNames" in err.schema_path:  # a key's name, not a value
+        return f"{err.instance!r} is not a known field name; known: {', '.join(str(c) for c in err.validator_value)}"
     if err.validator == "enum":
         return f"the value is not one of {', '.join(str(c) for c in err.validator_value)}"
     if err.validator == "propertyNames":

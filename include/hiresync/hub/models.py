@@ -230,7 +230,10 @@ class Outbox(Base):
     result_id: Mapped[int | None] = mapped_column(ForeignKey("interview_results.id"))  # None: erased
     result_version: Mapped[int]
     idempotency_key: Mapped[str] = mapped_column(String(64))
-    payload_enc: Mapped[str] = mapped_column(Text)
+    # An upsert names the raw payload its body is rendered from (one encrypted copy of each payload);
+    # erase requests and workflow events, which are not results, carry their own encrypted body.
+    raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id", name="fk_outbox_raw_payload"))
+    payload_enc: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, dead
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
