@@ -33,7 +33,16 @@ def housekeeping():
 
         return purge(Settings.from_env(), actor="airflow")
 
+    @task
+    def reap_dead_runs() -> dict:
+        """Runs whose process died: marked failed, their staging (encrypted personal data) removed."""
+        from hiresync.config.settings import Settings
+        from hiresync.pipeline.lock import reap
+
+        return {"reaped": reap(Settings.from_env())}
+
     retention_purge()
+    reap_dead_runs()
 
 
 housekeeping()

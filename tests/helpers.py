@@ -36,3 +36,15 @@ def personal_values(records: list[dict]) -> set[str]:
 def leaks(text: str, values: set[str]) -> list[str]:
     """Which personal values occur in `text` (reported masked, so a failing test leaks nothing)."""
     return [v[:2] + "***" for v in values if v in text]
+
+
+def outbox_bodies(settings, rows) -> list[dict]:
+    """What the relay sends for these outbox rows (rendered from their raw payloads, or decrypted)."""
+    from hiresync.delivery.render import bodies
+    from hiresync.hub.store import transaction
+    from hiresync.privacy.pii import Keyring
+
+    keys = Keyring.load(settings.key_file)
+    with transaction(settings.hub_url) as s:
+        out = bodies(s, keys, rows)
+    return [out[r.id] for r in rows]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from connectors.targets import ehr_sql
 from connectors.targets.ehr_sql import ehr_interview_results
+from tests.helpers import outbox_bodies
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox
 from hiresync.hub.store import engine_for, transaction
@@ -81,10 +82,9 @@ def test_an_older_version_arriving_late_does_not_overwrite_the_ehr(sqlite_settin
     run_source("aiview", sqlite_settings)
     changed = aiview.rescore(3)
     run_source("aiview", sqlite_settings)
-    keys = Keyring.load(sqlite_settings.key_file)
     with transaction(sqlite_settings.hub_url) as s:  # replay every outbox row, oldest last
-        rows = s.execute(select(Outbox.idempotency_key, Outbox.payload_enc).order_by(Outbox.id.desc())).all()
-    payloads = [(k, json.loads(keys.decrypt(p, f"outbox:ehr:{k}"))) for k, p in rows]
+        rows = s.scalars(select(Outbox).order_by(Outbox.id.desc())).all()
+    payloads = list(zip([r.idempotency_key for r in rows], outbox_bodies(sqlite_settings, rows)))
     ehr_sql.EhrSqlTarget(sqlite_settings.ehr_url, engine=engine_for(sqlite_settings.ehr_url)).upsert(payloads)
 
     with engine_for(sqlite_settings.ehr_url).connect() as conn:
@@ -100,10 +100,9 @@ def test_two_relays_writing_one_candidate_at_once_both_succeed(sqlite_settings, 
     monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
     run_source("aiview", sqlite_settings)
     target = ehr_sql.EhrSqlTarget(sqlite_settings.ehr_url, engine=engine_for(sqlite_settings.ehr_url))
-    keys = Keyring.load(sqlite_settings.key_file)
     with transaction(sqlite_settings.hub_url) as s:
-        rows = s.execute(select(Outbox.idempotency_key, Outbox.payload_enc).order_by(Outbox.id).limit(5)).all()
-    payloads = [(k, json.loads(keys.decrypt(p, f"outbox:ehr:{k}"))) for k, p in rows]
+        rows = s.scalars(select(Outbox).order_by(Outbox.id).limit(5)).all()
+    payloads = list(zip([r.idempotency_key for r in rows], outbox_bodies(sqlite_settings, rows)))
 
     real = ehr_sql.EhrSqlTarget._upsert
     calls = []

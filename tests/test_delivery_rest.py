@@ -25,7 +25,7 @@ from hiresync.privacy.pii import Keyring, mask_national_id
 from hiresync.pipeline import runner
 from hiresync.pipeline.runner import run_source
 from simulators.hrtargets import GroupHRSimulator, HRCloudSimulator
-from tests.helpers import connect
+from tests.helpers import outbox_bodies, connect
 
 LATER = timedelta(hours=2)  # past every backoff, lease and open circuit of the profiles
 
@@ -166,7 +166,7 @@ def test_a_400_dead_letters_at_once_with_a_masked_reason_and_the_rest_go_on(targ
     load_only(settings, monkeypatch)
     keys = Keyring.load(settings.key_file)
     victim = rows(settings, "grouphr")[3]
-    payload = json.loads(keys.decrypt(victim.payload_enc, f"outbox:grouphr:{victim.idempotency_key}"))
+    payload = outbox_bodies(settings, [victim])[0]
     nid = payload["candidate"]["national_id"]
     grouphr.refuse = {payload["result"]["result_key"]}
     delivered = relay(settings, keys, "grouphr")
@@ -193,7 +193,7 @@ def test_a_refusal_quoting_personal_data_next_to_chinese_text_is_masked(targets,
     load_only(settings, monkeypatch)
     keys = Keyring.load(settings.key_file)
     victims = rows(settings, "grouphr")[:5]
-    payloads = [json.loads(keys.decrypt(v.payload_enc, f"outbox:grouphr:{v.idempotency_key}")) for v in victims]
+    payloads = outbox_bodies(settings, victims)
     grouphr.refuse = {p["result"]["result_key"] for p in payloads}
     grouphr.refuse_message = "手机号{mobile}与身份证{nid}已注册,邮箱{email}已占用"
     relay(settings, keys, "grouphr")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from hiresync.delivery.render import bodies
 from hiresync.cli import app
 from hiresync.hub.models import Candidate, InterviewResult, Outbox, RawPayload
 from hiresync.hub.store import transaction
@@ -37,8 +38,10 @@ def test_rotation_rekeys_everything_and_old_tokens_are_gone(settings, aiview):
             assert c.national_id_bidx == keys.blind_index(nid, 2)
         for r in s.scalars(select(RawPayload).limit(20)):
             assert '"result_id"' in keys.decrypt(r.payload_enc, f"raw_payloads:{r.source}:{r.payload_hash}")
-        for o in s.scalars(select(Outbox).limit(20)):
+        for o in s.scalars(select(Outbox).where(Outbox.payload_enc.is_not(None)).limit(20)):
             keys.decrypt(o.payload_enc, f"outbox:{o.target}:{o.idempotency_key}")
+        references = s.scalars(select(Outbox).where(Outbox.payload_enc.is_(None)).limit(20)).all()
+        assert references and all("candidate" in body for body in bodies(s, keys, references).values())
         for r in s.scalars(select(InterviewResult).where(InterviewResult.video_url_enc.is_not(None)).limit(20)):
             assert keys.decrypt(r.video_url_enc, f"interview_results.video_url:{r.vendor}:{r.vendor_result_id}").startswith("https://")
 

@@ -316,6 +316,8 @@ def test_a_rerun_that_pulls_nothing_new_skips_the_contract_and_never_imports_gre
     assert second["quarantined"] == first["quarantined"] == len(aiview.defects)
     assert second["pulled"] == second["unchanged"] + second["quarantined"]
     assert count(settings, Quarantine) == quarantined_before  # the same defect again is not a second row
+    with transaction(settings.hub_url) as s:
+        assert set(s.scalars(select(Quarantine.seen_count))) == {2}  # but it is counted
     assert count(settings, RecordLineage) == first["pulled"] + second["pulled"]
     with transaction(settings.hub_url) as s:
         outcomes = dict(s.execute(select(RecordLineage.outcome, func.count()).where(
@@ -338,4 +340,6 @@ def test_a_payload_quarantined_for_a_reason_time_can_change_is_judged_again(sett
     assert second["quarantined"] == len(aiview.defects)
     with transaction(settings.hub_url) as s:
         rows = s.scalars(select(Quarantine).where(Quarantine.vendor_result_id == q.vendor_result_id)).all()
-    assert len(rows) == 2  # judged again, so quarantined again with today's reason
+    # judged again, found defective again: the same row, counted, with today's reason
+    assert len(rows) == 1 and rows[0].seen_count == 2 and rows[0].reason_code != "FUTURE"
+    assert rows[0].last_seen_at is not None

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from bench.webhook_load import run_load
 from connectors.webhook.signature import Rejected, verify
 from hiresync.ingest import inbox
-from hiresync.errors import ConfigError
+from hiresync.errors import HireSyncError, ConfigError
 from hiresync.hub.models import InboxDelivery, InterviewResult, RecordLineage, Run, Watermark
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring
@@ -309,8 +309,10 @@ def test_a_run_stopped_after_staging_leaves_the_deliveries_for_the_next_run(sett
     assert {r.status for r in inbox_rows(settings)} == {"new"}
     rerun = run_source(SOURCE, settings)
     assert rerun["pulled"] == 15 and {r.run_id for r in inbox_rows(settings)} == {rerun["run_id"]}
-    # The killed run's load, retried later, loads nothing twice and marks nothing.
-    load_module.load(ctx)
+    # The next sync reaped the killed run (failed, staging removed): its load, retried later, is refused
+    # with a clear message, loads nothing twice and marks nothing.
+    with pytest.raises(HireSyncError, match="has no staged batches to load"):
+        load_module.load(ctx)
     assert {r.run_id for r in inbox_rows(settings)} == {rerun["run_id"]}
     assert len(results(settings)) == len(clean(events, kuaipin))
 

@@ -107,6 +107,7 @@ SCHEMA = {
                         "overlap_seconds": _NUM,
                         "tie_breaker": _STR,
                         "seek": {"type": "boolean"},
+                        "future_tolerance_seconds": _NUM,
                     },
                 },
             },
@@ -121,12 +122,19 @@ SCHEMA = {
                 "backoff_factor": _NUM,
                 "max_retry_after": _NUM,
                 "requests_per_minute": {"type": "number", "exclusiveMinimum": 0},
+                "max_depth": {"type": "integer", "minimum": 2},
+                "max_field_chars": {"type": "integer", "minimum": 1},
             },
         },
     },
 }
 
 SEEKABLE = ("page_number", "offset")
+# A cursor this far ahead of the clock is a vendor's mistake, not data: it would carry the watermark
+# past every later change. Nesting and field sizes beyond these are quarantined, not loaded.
+DEFAULT_FUTURE_TOLERANCE = 3600
+DEFAULT_MAX_DEPTH = 32
+DEFAULT_MAX_FIELD_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -149,12 +157,15 @@ class RestProfile:
     seek: bool
     start: datetime
     overlap: timedelta
+    future_tolerance: timedelta
     connect_timeout: float
     read_timeout: float
     max_retries: int
     backoff_factor: float
     max_retry_after: float
     requests_per_minute: float | None
+    max_depth: int
+    max_field_chars: int
 
     @classmethod
     def load(cls, path: Path) -> "RestProfile":
@@ -186,8 +197,11 @@ class RestProfile:
             cursor_field=inc["cursor_field"], cursor_param=inc["param"], cursor_format=fmt, cursor_timezone=tz,
             tie_breaker=inc.get("tie_breaker"), seek=inc.get("seek", False), start=start,
             overlap=timedelta(seconds=inc.get("overlap_seconds", 300)),
+            future_tolerance=timedelta(seconds=inc.get("future_tolerance_seconds", DEFAULT_FUTURE_TOLERANCE)),
             connect_timeout=limits.get("connect_timeout", 5), read_timeout=limits.get("read_timeout", 30),
             max_retries=limits.get("max_retries", 4), backoff_factor=limits.get("backoff_factor", 0.5),
             max_retry_after=limits.get("max_retry_after", 120),
             requests_per_minute=limits.get("requests_per_minute"),
+            max_depth=limits.get("max_depth", DEFAULT_MAX_DEPTH),
+            max_field_chars=limits.get("max_field_chars", DEFAULT_MAX_FIELD_CHARS),
         )

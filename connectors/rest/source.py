@@ -10,12 +10,16 @@ between pages during a run are not skipped.
 
 from __future__ import annotations
 
+import json
 import random
+import sys
+import threading
 import time
 from datetime import datetime
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -158,10 +162,7 @@ class RestSource:
         return resp
 
     def _body(self, resp: requests.Response, request: str) -> dict:
-        try:
-            body = resp.json()
-        except ValueError:
-            raise _Retryable("the response is not valid JSON (cut off?)", unavailable=False) from None
+        body = _parse(resp, self.profile.source, request)
         if not isinstance(body, dict):
             raise SourceResponseError(self.profile.source, request, "the response is not a JSON object")
         if self.envelope is not None:
@@ -174,6 +175,59 @@ class RestSource:
                     raise SourceAuthError(self.profile.source, request, cause)
                 raise SourceResponseError(self.profile.source, request, cause)
         return body
+
+
+def _parse(resp: requests.Response, source: str, request: str):
+    """The page's JSON, decoded strictly in its declared charset (UTF-8 by default).
+
+    `resp.json()` decodes a declared charset with replacement, so a GBK name became U+FFFD and was
+    loaded as such. Here bytes that are not valid in the charset stay as lone surrogates
+    (surrogateescape), which the record check before staging quarantines as ENCODING: only the
+    record holding them, not the page. A page nested too deep for the C parser's recursion limit
+    is parsed again with room to spare, so the record check can quarantine the one deep record.
+    """
+    declared = requests.utils.get_encoding_from_headers(resp.headers)
+    charset = (declared or "utf-8").lower()
+    if charset in ("utf-8", "utf8"):
+        try:
+            return orjson.loads(resp.content)  # strict UTF-8, and the fast path
+        except orjson.JSONDecodeError:
+            pass  # invalid bytes, too deep, or not JSON at all: the careful path below tells which
+    try:
+        text = resp.content.decode(charset, errors="surrogateescape")
+    except LookupError:
+        raise SourceResponseError(source, request, f"the response declares an unknown charset {charset!r}") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _loads_deep(text)
+    except ValueError:
+        raise _Retryable("the response is not valid JSON (cut off?)", unavailable=False) from None
+
+
+def _loads_deep(text: str):
+    """json.loads in a thread with a large stack and a high recursion limit (set only meanwhile)."""
+    out: list = []
+
+    def parse():
+        try:
+            out.append(json.loads(text))
+        except (RecursionError, ValueError) as exc:
+            out.append(exc)
+
+    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+    sys.setrecursionlimit(max(old_limit, 200_000))
+    threading.stack_size(512 * 1024 * 1024)
+    try:
+        worker = threading.Thread(target=parse)
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(old_stack)
+        sys.setrecursionlimit(old_limit)
+    if isinstance(out[0], Exception):
+        raise _Retryable("the response is not valid JSON (nested beyond any limit, or cut off)", unavailable=False)
+    return out[0]
 
 
 def _session(profile: RestProfile) -> requests.Session:

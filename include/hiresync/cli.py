@@ -389,6 +389,26 @@ def source_unfreeze(source: str = typer.Argument(..., help="source name from sou
     typer.echo(f"source {source}: " + ("unfrozen" if unfreeze(settings, source) else "was not frozen"))
 
 
+@source_app.command("reset-watermark")
+@_guarded
+def source_reset_watermark(source: str = typer.Argument(..., help="source name from sources.yaml"),
+                           to: str = typer.Option(None, "--to", help="ISO time with offset; default: the newest "
+                                                  "result time the hub holds that is not in the future")) -> None:
+    """Move a watermark that is ahead of the clock back to where the source's data is."""
+    from datetime import datetime
+
+    from hiresync.errors import HireSyncError
+    from hiresync.tools.watermark import reset_watermark
+
+    try:
+        when = datetime.fromisoformat(to) if to else None
+    except ValueError:
+        raise HireSyncError("--to is not an ISO-8601 time, e.g. 2026-12-01T08:00:00+08:00") from None
+    before, after = reset_watermark(_hub_settings(), source, when)
+    typer.echo(f"source {source}: watermark {before.isoformat() if before else 'none'} -> "
+               f"{after.isoformat() if after else 'none (the next run pulls from the profile start)'}")
+
+
 connector_app = typer.Typer(no_args_is_help=True, help="Check a vendor connector (profile + mapping) before enabling it.")
 app.add_typer(connector_app, name="connector")
 

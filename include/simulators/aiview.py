@@ -179,6 +179,15 @@ class AIViewSimulator(FaultKnobs, SimServer):
                 self.rescored.add(rid)
             return chosen
 
+    def put_raw(self, body: bytes, updated_at: int, result_id: str) -> None:
+        """Serve `body` verbatim (any bytes: bad encodings, deep nesting, huge fields) as the version
+        of `result_id` stamped `updated_at` (epoch seconds), in feed order. For bad-data tests."""
+        with self._lock:
+            pos = bisect_right(self._keys, (updated_at, result_id))
+            self._keys.insert(pos, (updated_at, result_id))
+            self._bodies.insert(pos, body)
+            self._latest = {rid: i for i, (_, rid) in enumerate(self._keys)}
+
     # -- auth -------------------------------------------------------------------------------
     def revoke_tokens(self) -> None:
         """Invalidate every issued token (clients must fetch a new one after the 401)."""

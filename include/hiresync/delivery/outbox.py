@@ -35,6 +35,7 @@ from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring, mask_text
 from hiresync.privacy.recipients import load_policy
 from hiresync.config.settings import Settings
+from hiresync.delivery.render import RenderError, bodies
 from hiresync.delivery.targets import profile_for, target_for
 from hiresync.delivery.workflow import record_accepted, send_events
 
@@ -174,7 +175,8 @@ def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds) 
            or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
            or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
     with transaction(settings.hub_url) as s:
-        q = (select(Outbox.id, Outbox.kind, Outbox.result_id, Outbox.attempts, Outbox.idempotency_key, Outbox.payload_enc)
+        q = (select(Outbox.id, Outbox.target, Outbox.kind, Outbox.result_id, Outbox.attempts, Outbox.idempotency_key,
+                    Outbox.payload_enc, Outbox.raw_payload_id, Outbox.mapping_fingerprint, Outbox.result_version)
              .where(*due).order_by(Outbox.id).limit(batch_size))
         if s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb"):
             q = q.with_for_update(skip_locked=True)  # a second relay takes the next rows instead of waiting
@@ -185,10 +187,17 @@ def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds) 
         if rows:
             s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]))
                       .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
+        # A reference is rendered from the raw payload it names (one encrypted copy of each payload);
+        # erase requests and workflow events carry their own encrypted body.
+        rendered = bodies(s, keys, rows)
+        unrenderable = {i: str(body) for i, body in rendered.items() if isinstance(body, RenderError)}
+        for row_id, reason in unrenderable.items():  # nothing to send, ever: a dead letter with the reason
+            s.execute(update(Outbox).where(Outbox.id == row_id).values(
+                status="dead", last_error=f"not rendered: {reason}", claimed_until=None, claimed_by=None))
+        rows = [r for r in rows if r.id not in unrenderable]
     if not rows:  # every due row waits behind an earlier one of its candidate
         return None
-    payloads = [(r.idempotency_key, jsonfast.loads(keys.decrypt(r.payload_enc, f"outbox:{target_name}:{r.idempotency_key}")))
-                for r in rows]
+    payloads = [(r.idempotency_key, rendered[r.id]) for r in rows]
     return _Batch(rows, payloads)
 
 

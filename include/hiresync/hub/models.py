@@ -64,6 +64,18 @@ class Run(Base):
     validation_summary: Mapped[dict | None] = mapped_column(JSON)
 
 
+class SourceLock(Base):
+    """Who is syncing a source now: a lease, so a second sync of the same source stops at once and
+    a holder that died is recognised (its process is gone, or its lease ran out)."""
+
+    __tablename__ = "source_locks"
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(160))
+    holder: Mapped[str] = mapped_column(String(120))  # "host:pid" for a CLI run, "airflow:<host>" for a DAG run
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class SourceState(Base):
     """Operational state of a source beyond its runs: frozen after schema drift, paused by hand."""
 
@@ -183,8 +195,11 @@ class RawPayload(Base):
 
 
 class Quarantine(Base):
+    """A payload held back, with why. One row per payload: seen again, it is counted, not repeated."""
+
     __tablename__ = "quarantine"
-    __table_args__ = (Index("ix_quarantine_source_status", "source", "status"),)
+    __table_args__ = (Index("ix_quarantine_source_status", "source", "status"),
+                      Index("ix_quarantine_raw_payload", "raw_payload_id"))
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[str] = mapped_column(String(160), index=True)
     source: Mapped[str] = mapped_column(String(64))
@@ -196,6 +211,8 @@ class Quarantine(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_run_id: Mapped[str | None] = mapped_column(String(160))
     resolved_at: Mapped[datetime | None]
+    seen_count: Mapped[int] = mapped_column(default=1, server_default="1")
+    last_seen_at: Mapped[datetime | None]
 
 
 class RecordLineage(Base):
@@ -216,7 +233,8 @@ class RecordLineage(Base):
 
 
 class Outbox(Base):
-    """Work for the delivery relay. The payload snapshot is encrypted: it carries personal data."""
+    """Work for the delivery relay: a reference to the result version to deliver (rendered by the
+    relay, hiresync.delivery.render), or, for erase requests and workflow events, an encrypted body."""
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -233,6 +251,7 @@ class Outbox(Base):
     # An upsert names the raw payload its body is rendered from (one encrypted copy of each payload);
     # erase requests and workflow events, which are not results, carry their own encrypted body.
     raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id", name="fk_outbox_raw_payload"))
+    mapping_fingerprint: Mapped[str | None] = mapped_column(String(12))  # the spec that renders the body
     payload_enc: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, dead
     attempts: Mapped[int] = mapped_column(default=0)

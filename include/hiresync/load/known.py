@@ -23,7 +23,7 @@ from hiresync.mapping.spec import MappingSpec
 
 LOADED = ("inserted", "updated", "unchanged", "stale", "superseded")
 # Reasons that a later run may judge differently: time passes, a person resolves an identity review.
-REJUDGE = {"FUTURE", "MINOR", "NAME_MISMATCH", "ID_MISMATCH"}
+REJUDGE = {"FUTURE", "FUTURE_CURSOR", "MINOR", "NAME_MISMATCH", "ID_MISMATCH"}
 CHUNK = 1000
 
 

@@ -22,7 +22,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from hiresync.config.files import load_yaml_checked
-from hiresync.hub.models import Outbox, Run, SourceState
+from connectors.rest.profile import DEFAULT_FUTURE_TOLERANCE
+from hiresync.hub.models import Outbox, Run, SourceState, Watermark
 from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings
 from hiresync.config.sources import load_sources
@@ -68,7 +69,7 @@ def load_thresholds(settings: Settings) -> Thresholds:
 
 @dataclass(frozen=True)
 class Issue:
-    code: str  # expired_credentials, repeated_refusals, quarantine_spike, growing_outbox
+    code: str  # expired_credentials, repeated_refusals, quarantine_spike, growing_outbox, future_watermark
     scope: str  # source | target
     subject: str  # the source or target name
     detail: str  # English, for engineers
@@ -102,6 +103,20 @@ def sync_status(settings: Settings, now: datetime | None = None, thresholds: Thr
 
 
 # -- sources -----------------------------------------------------------------------------------------
+def _future_watermark(s, name: str, now: datetime) -> Issue | None:
+    """A watermark ahead of the clock (set by a far-future record before such records were
+    quarantined) silently ends the feed: every later run asks only for what is newer than it."""
+    mark = s.get(Watermark, name)
+    if mark is None or mark.cursor_value <= now + timedelta(seconds=DEFAULT_FUTURE_TOLERANCE):
+        return None
+    return Issue("future_watermark", "source", name,
+                 f"the watermark ({mark.cursor_value:%Y-%m-%d %H:%M} UTC) is ahead of the clock, so later changes "
+                 f"are not pulled; reset it with `hiresync source reset-watermark {name}`",
+                 f"来源 {name} 的同步水位线晚于当前时间,之后的变更不会被拉取;请运行 hiresync source reset-watermark {name}",
+                 _iso(mark.updated_at))
+
+
+
 def _source(s, cfg, runs: list[Run], now: datetime, th: Thresholds) -> dict:
     name = cfg.name
     last = runs[0] if runs else None
@@ -113,6 +128,9 @@ def _source(s, cfg, runs: list[Run], now: datetime, th: Thresholds) -> dict:
     spike = _quarantine_spike(name, runs, th)
     if spike:
         issues.append(spike)
+    ahead = _future_watermark(s, name, now)
+    if ahead:
+        issues.append(ahead)
     dead = s.scalar(select(func.count()).select_from(Outbox).join(Run, Run.id == Outbox.run_id)
                     .where(Run.source == name, Outbox.status == "dead")) or 0
 

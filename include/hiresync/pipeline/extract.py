@@ -9,17 +9,21 @@ rows, files) is listed in the manifest and recorded by the load transaction (pip
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from connectors.errors import SourceResponseError
 from connectors.files.profile import FileDropProfile
+from connectors.rest.profile import (
+    DEFAULT_FUTURE_TOLERANCE, DEFAULT_MAX_DEPTH, DEFAULT_MAX_FIELD_CHARS, RestProfile,
+)
 from connectors.rest.source import RestSource
 from connectors.webhook.profile import WebhookProfile
 from hiresync import jsonfast
 from hiresync.ingest import inbox
 from hiresync.config.connections import get_connection
 from hiresync.hub.models import Run, Watermark
+from hiresync.ingest.bounds import Limits, check_cursor, check_shape
 from hiresync.pipeline.context import RunContext
 
 
@@ -43,7 +47,7 @@ def extract(ctx: RunContext) -> dict:
         from hiresync.ingest.file_drops import read_new_files
 
         payloads, consumed = read_new_files(ctx, profile)
-        return _stage(ctx, None, payloads, None, consumed)
+        return _stage(ctx, None, payloads, None, consumed, _limits(None))
     polled = profile.replay if isinstance(profile, WebhookProfile) else profile
     with ctx.transaction() as s:
         run = s.get(Run, ctx.run_id)
@@ -52,22 +56,37 @@ def extract(ctx: RunContext) -> dict:
         run.pulled_since = since
 
     if isinstance(profile, WebhookProfile):
-        return _stage(ctx, since, *_drain_inbox(ctx, profile, since))
+        return _stage(ctx, since, *_drain_inbox(ctx, profile, since), _limits(polled))
     source = RestSource(profile, get_connection(profile.connection))
     payloads = (payload for page in source.pages(since) for payload in page)
-    return _stage(ctx, since, payloads, source.cursor_of, {})
+    return _stage(ctx, since, payloads, source.cursor_of, {}, _limits(profile))
+
+
+def _limits(polled: RestProfile | None) -> Limits:
+    if polled is None:  # a file drop or a webhook without replay: the defaults
+        return Limits(DEFAULT_MAX_DEPTH, DEFAULT_MAX_FIELD_CHARS, timedelta(seconds=DEFAULT_FUTURE_TOLERANCE))
+    return Limits(polled.max_depth, polled.max_field_chars, polled.future_tolerance)
 
 
 def _stage(ctx: RunContext, since: datetime | None, payloads: Iterable[dict],
-           cursor_of: Callable[[dict], datetime | None] | None, consumed: dict) -> dict:
+           cursor_of: Callable[[dict], datetime | None] | None, consumed: dict, limits: Limits) -> dict:
     newest: list[datetime] = []
+    polled = getattr(ctx.profile, "replay", None) or ctx.profile
+    cursor_field = polled.cursor_field if isinstance(polled, RestProfile) else "cursor"
+    now = datetime.now(timezone.utc)
 
     def records():
         for payload in payloads:
-            cursor = cursor_of(payload) if cursor_of else None  # the profile's format and timezone, not a guess
-            if cursor and (not newest or cursor > newest[0]):
-                newest[:] = [cursor]
-            yield {"payload": payload, "hash": payload_hash(payload)}
+            payload, defect = check_shape(payload, limits)
+            # the profile's format and timezone, not a guess
+            cursor = cursor_of(payload) if cursor_of and isinstance(payload, dict) else None
+            defect = defect or check_cursor(cursor, cursor_field, now, limits)
+            if defect is None and cursor and (not newest or cursor > newest[0]):
+                newest[:] = [cursor]  # a record quarantined here never moves the watermark
+            record = {"payload": payload, "hash": payload_hash(payload)}
+            if defect:
+                record["defect"] = defect
+            yield record
 
     pulled = ctx.staging.write_records("raw", records())
     manifest = {"source": ctx.source.name, "run_id": ctx.run_id, "since": since.isoformat() if since else None,

@@ -29,6 +29,7 @@ from hiresync.mapping.spec import content_hash
 from hiresync.pipeline.context import RunContext
 from hiresync.load.consumed import record_consumed
 from hiresync.load.known import known_payloads
+from hiresync.delivery.render import delivery_payload
 from hiresync.delivery.workflow import Change, queue_events
 
 CHUNK = 500
@@ -37,16 +38,19 @@ T = TypeVar("T")
 
 def load(ctx: RunContext) -> dict:
     staging = ctx.staging
-    manifest = staging.read_json("manifest")
-    validation = staging.read_json("validation")
-    failures = validation["failures"]
-    map_problems = staging.read_json("map_problems")
     with ctx.transaction() as s:
         run = s.get(Run, ctx.run_id, with_for_update=True)
         if run is None:
             raise HireSyncError(f"run {ctx.run_id!r} was never extracted")
         if run.status in ("loaded", "success"):
             return run_counts(run)  # a retried task: the data is in, do nothing twice
+        if not staging.exists("map_problems"):
+            raise HireSyncError(f"run {ctx.run_id!r} has no staged batches to load (status {run.status}: "
+                                f"{run.error or 'not mapped yet'}); start a new run")
+        manifest = staging.read_json("manifest")
+        validation = staging.read_json("validation")
+        failures = validation["failures"]
+        map_problems = staging.read_json("map_problems")
         loader = _Loader(s, ctx)
         tally: Counter[str] = Counter()
         offset = 0
@@ -55,7 +59,8 @@ def load(ctx: RunContext) -> dict:
         for number, (raws, mapped, known) in enumerate(batches):
             try:
                 tally += _load_batch(s, ctx, loader, raws, {m["row"]: m["record"] for m in mapped},
-                                     {k["row"] for k in known}, offset, failures, map_problems)
+                                     {k["row"] for k in known}, offset, failures, map_problems,
+                                     bool(manifest.get("replay")))
             except HireSyncError:
                 raise
             except Exception as exc:  # a database error: the run fails naming the batch, nothing is kept
@@ -82,7 +87,7 @@ def load(ctx: RunContext) -> dict:
 
 
 def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
-                known_rows: set[int], offset: int, failures: dict, map_problems: dict) -> Counter[str]:
+                known_rows: set[int], offset: int, failures: dict, map_problems: dict, replay: bool) -> Counter[str]:
     """One micro-batch: raw payloads, quarantine, results behind the version guard, outbox, lineage.
     Rows are numbered across the run (`offset` + position), as validate and map numbered them."""
     raw_ids = dict(zip(range(offset, offset + len(raws)), loader.store_raw_payloads(raws)))
@@ -102,6 +107,8 @@ def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict]
             seen = known.get(raw["hash"])
             # Gone from the hub since validate (erased, or its quarantine resolved): nothing to load now.
             outcomes[row] = seen.outcome if seen else "unchanged"
+            if outcomes[row] == "quarantined":  # the same defective payload again: counted on its row
+                quarantine_rows.append(dict(raw_payload_id=raw_ids[row], again=True))
             if seen and seen.result_id is not None:
                 result_ids.setdefault(key, seen.result_id)
         elif problems:
@@ -113,8 +120,7 @@ def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict]
             outcomes[row] = "quarantined"
         elif row not in mapped:
             raise HireSyncError(f"run {ctx.run_id!r}: staged row {row} was neither mapped nor quarantined")
-    if quarantine_rows:
-        s.execute(insert(Quarantine.__table__), quarantine_rows)
+    held = _quarantine(s, quarantine_rows, dedupe=not replay)
 
     # A change feed can hold several versions of one result: within a batch the newest one
     # competes with the hub and the older ones are superseded; across batches the version guard
@@ -127,17 +133,20 @@ def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict]
         winners[key] = rows[-1]
         outcomes.update({r: "superseded" for r in rows[:-1]})
     loader.conflicts = {}
+    loader.raw_of_key = {key: raw_ids[row] for key, row in winners.items()}
     for chunk in chunks(list(winners.items()), CHUNK):
         for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r]) for k, r in chunk]).items():
             outcomes[winners[key]] = outcome
             if result_id is not None:
                 result_ids[key] = result_id
     if loader.conflicts:
-        s.execute(insert(Quarantine.__table__), [
+        held |= _quarantine(s, [
             dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=key, raw_payload_id=raw_ids[winners[key]],
                  reason_code=c.kind, problems=[{"field": c.field, "rule": c.kind, "value": "see identity review"}],
-                 status="open") for key, c in loader.conflicts.items()])
+                 status="open") for key, c in loader.conflicts.items()], dedupe=not replay)
         loader.identity.open_reviews(ctx.run_id, loader.conflicts)
+    if not replay:  # a payload held before that loads now (its reason passed with time): its row is done
+        _resolve_loaded(s, ctx.run_id, {raw_ids[r] for r, o in outcomes.items() if o != "quarantined"} - held)
 
     lineage = [dict(run_id=ctx.run_id, source=ctx.source.name, vendor_result_id=row_keys[row],
                     payload_hash=raw["hash"], raw_payload_id=raw_ids[row],
@@ -147,6 +156,51 @@ def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict]
     if lineage:
         s.execute(insert(RecordLineage.__table__), lineage)
     return Counter(outcomes.values())
+
+
+def _quarantine(s: Session, rows: list[dict], dedupe: bool) -> set[int]:
+    """Hold payloads back. A payload an open row already holds (the overlap window re-read, a second
+    sync) bumps that row's count and last-seen time instead of adding a row; a replay run adds its
+    rows (the replay closes the old ones itself). Returns the raw payload ids now held."""
+    table = Quarantine.__table__
+    held = {r["raw_payload_id"] for r in rows}
+    if not rows:
+        return held
+    now = datetime.now(timezone.utc)
+    existing = {}
+    if dedupe:
+        for chunk in chunks(sorted(held), CHUNK):
+            existing.update(s.execute(select(table.c.raw_payload_id, table.c.id).where(
+                table.c.status == "open", table.c.raw_payload_id.in_(chunk))).all())
+    seen: Counter[int] = Counter()
+    new: dict[int, dict] = {}
+    for r in rows:
+        if r["raw_payload_id"] in existing or (dedupe and r["raw_payload_id"] in new) or r.get("again"):
+            seen[r["raw_payload_id"]] += 1
+        else:
+            new[r["raw_payload_id"]] = r
+    again = [{"qid": existing[rid], "n": n} for rid, n in seen.items() if rid in existing]
+    if again:
+        s.execute(update(table).where(table.c.id == bindparam("qid"))
+                  .values(seen_count=table.c.seen_count + bindparam("n"), last_seen_at=now), again)
+    judged = [{"qid": existing[r["raw_payload_id"]], "reason": r["reason_code"], "why": r["problems"]}
+              for r in rows if r["raw_payload_id"] in existing and not r.get("again")]
+    if judged:  # judged again (a reason time can change): today's reason replaces the old one
+        s.execute(update(table).where(table.c.id == bindparam("qid")).values(
+            reason_code=bindparam("reason"), problems=bindparam("why", type_=table.c.problems.type)), judged)
+    for rid, n in seen.items():  # the same payload more than once in this batch, first seen now
+        if rid in new:
+            new[rid]["seen_count"] = 1 + n
+    if new:
+        s.execute(insert(table), [{**r, "last_seen_at": now} for r in new.values()])
+    return held
+
+
+def _resolve_loaded(s: Session, run_id: str, raw_ids: set[int]) -> None:
+    table = Quarantine.__table__
+    for chunk in chunks(sorted(raw_ids), CHUNK):
+        s.execute(update(table).where(table.c.status == "open", table.c.raw_payload_id.in_(chunk))
+                  .values(status="resolved", resolved_run_id=run_id, resolved_at=datetime.now(timezone.utc)))
 
 
 def run_counts(run: Run) -> dict:
@@ -176,6 +230,7 @@ class _Loader:
         self.vendor = ctx.mapping.vendor
         self.identity = IdentityResolver(session, ctx.keys, ctx.source.name, self.vendor)
         self.conflicts: dict[str, Conflict] = {}
+        self.raw_of_key: dict[str, int] = {}  # result key -> the raw payload of the version being loaded
 
     # -- raw payloads ----------------------------------------------------------------------------
     def store_raw_payloads(self, raws: list[dict]) -> list[int]:
@@ -249,7 +304,7 @@ class _Loader:
         dims = [dict(result_id=out[key][1], **d) for key, rec, *_ in changed for d in rec["dimensions"]]
         if dims:
             self.s.execute(insert(DimensionScore.__table__), dims)
-        self._queue_outbox(changed, out, candidate_of)
+        self._queue_outbox(changed, out)
         # Workflow rules fire on a status *change*: the old status came with `existing` above.
         old_status = {key: old.status for key, _, _, old in to_update}
         queue_events(self.s, self.ctx.settings, self.keys, self.ctx.source.targets, self.ctx.run_id, [
@@ -275,34 +330,23 @@ class _Loader:
             last_run_id=self.ctx.run_id, updated_at=datetime.now(timezone.utc),
         )
 
-    def _queue_outbox(self, changed, out, candidate_of) -> None:
+    def _queue_outbox(self, changed, out) -> None:
+        """One row per target and changed result version: a reference (raw payload + mapping spec),
+        rendered by the relay (hiresync.delivery.render); no second copy of the payload."""
         wanted = {}
         for target in self.ctx.source.targets:
             for key, rec, digest, version in changed:
                 idem = hashlib.sha256(f"{target}|{self.vendor}|{key}|{digest}".encode()).hexdigest()
-                wanted[idem] = (target, key, rec, version)
+                wanted[idem] = (target, key, version)
         known = set()
         for chunk in chunks(list(wanted), CHUNK):
             known.update(self.s.scalars(select(Outbox.idempotency_key).where(Outbox.idempotency_key.in_(chunk))))
-        rows = []
-        for idem, (target, key, rec, version) in wanted.items():
-            if idem in known:
-                continue
-            payload = delivery_payload(self.vendor, key, rec, version, candidate_of(rec)[1])
-            rows.append(dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
-                             payload_enc=self.keys.encrypt(jsonfast.dumps(payload), f"outbox:{target}:{idem}",
-                                                           compress=True),
-                             status="pending", run_id=self.ctx.run_id))
+        rows = [dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
+                     raw_payload_id=self.raw_of_key[key], mapping_fingerprint=self.ctx.mapping.fingerprint,
+                     status="pending", run_id=self.ctx.run_id)
+                for idem, (target, key, version) in wanted.items() if idem not in known]
         if rows:
             self.s.execute(insert(Outbox.__table__), rows)
-
-
-def delivery_payload(vendor: str, key: str, rec: dict, version: int, candidate_key: str) -> dict:
-    """What a target (or a workflow event) is built from; personal data plain, encrypted in the outbox."""
-    return {"candidate": {"candidate_key": candidate_key, **rec["candidate"]},
-            "result": {"result_key": f"{vendor}:{key}", "vendor": vendor, "vendor_result_id": key, "version": version,
-                       "mapping_version": rec["mapping_version"], **rec["result"]},
-            "dimensions": rec["dimensions"]}
 
 
 def _dt(value: str | None) -> datetime | None:

@@ -7,6 +7,7 @@ from typing import Callable
 from hiresync.contract.data_docs import build_data_docs, build_data_docs_quietly
 from hiresync.contract.drift import ensure_not_frozen
 from hiresync.hub.models import Run
+from hiresync.pipeline import lock
 from hiresync.pipeline.context import RunContext, new_run_id
 from hiresync.pipeline.deliver import deliver, publish
 from hiresync.pipeline.extract import extract
@@ -25,9 +26,12 @@ def run_source(source: str, settings: Settings | None = None, run_id: str | None
     ctx = RunContext.open(source, run_id or new_run_id(source), settings)
     ctx.keys  # a missing or wrong key stops here, before anything is pulled
     ensure_not_frozen(ctx.settings, source)  # after schema drift, a person decides when to go on
+    lock.reap(ctx.settings)  # runs whose process died are marked failed, their staging removed
+    lock.acquire(ctx.settings, source, ctx.run_id, lock.holder(airflow=False))  # one sync per source
     try:
         return run_steps(ctx, STEPS, on_step)
     finally:
+        lock.release(ctx.settings, source, ctx.run_id)
         build_data_docs_quietly(ctx.settings)
 
 
@@ -68,12 +72,20 @@ def run_step(source: str, run_id: str, step: str) -> dict:
         return data_docs_step(ctx)
     if step == "extract":
         ensure_not_frozen(ctx.settings, source)
+        lock.reap(ctx.settings)
+    # Every step renews the run's lease (its steps are separate processes); a CLI sync holding the
+    # source stops the DAG run here, before it touches anything.
+    lock.acquire(ctx.settings, source, run_id, lock.holder(airflow=True))
     fn = dict(STEPS + (("publish", publish),))[step]
     try:
-        return fn(ctx)
+        result = fn(ctx)
     except Exception as exc:
         mark_failed(ctx, step, exc)
+        lock.release(ctx.settings, source, run_id)
         raise
+    if step == "publish":
+        lock.release(ctx.settings, source, run_id)
+    return result
 
 
 def data_docs_step(ctx: RunContext) -> dict:

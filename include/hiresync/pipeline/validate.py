@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from hiresync.contract.gx import merge_summaries
 from hiresync.contract.raw_suite import ROW, checks_for, frame_rows
+from hiresync.ingest.bounds import INGEST_RULES
 from hiresync.load.known import known_payloads, mapping_unchanged
 from hiresync.pipeline.context import RunContext
 
@@ -29,12 +30,17 @@ def validate(ctx: RunContext) -> dict:
             known_out.write(known)  # one known batch per raw batch, empty or not: map and load zip them
             known_total += len(known)
             skip = {k["row"] for k in known}
+            for row, r in enumerate(batch, start=offset):
+                if row not in skip and r.get("defect"):  # found while pulling (hiresync.ingest.bounds)
+                    failures[row] = [r["defect"]]
+                    skip.add(row)
             todo = [(row, r["payload"]) for row, r in enumerate(batch, start=offset) if row not in skip]
             if todo:
                 summary = merge_summaries(summary, _validate_batch(ctx, todo, failures))
             offset += len(batch)
     summary = summary or {"rows": 0, "failed_rows": 0, "expectations": []}
     summary["known"] = known_total
+    summary["failed_at_ingest"] = sum(1 for v in failures.values() if v[0]["rule"] in INGEST_RULES)
     ctx.staging.write_json("validation", {"failures": {str(k): v for k, v in failures.items()}, "summary": summary})
     return {"rows": offset, "known": known_total, "failed_rows": summary["failed_rows"]}
 

@@ -1,0 +1,95 @@
+"""What a target receives for a result version: rendered from the stored raw payload, not copied.
+
+An outbox upsert row names the raw payload its result version came from and the mapping spec that
+loaded it (its fingerprint; `mapping_versions` keeps every spec verbatim). Mapping that payload with
+that spec gives the very record the load stored, so the body is the same at every retry (and so is
+its idempotency key), and each payload is kept encrypted once, in `raw_payloads`, where retention
+and erasure find it. A payload purged before its delivery leaves nothing to send: the row is
+refused (dead) with that reason, never sent empty.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hiresync import jsonfast
+from hiresync.hub.models import Candidate, InterviewResult, MappingVersion, RawPayload
+from hiresync.mapping.spec import MappingSpec
+from hiresync.privacy.pii import Keyring
+
+
+def delivery_payload(vendor: str, key: str, rec: dict, version: int, candidate_key: str) -> dict:
+    """What a target (or a workflow event) is built from; personal data plain, never stored so."""
+    return {"candidate": {"candidate_key": candidate_key, **rec["candidate"]},
+            "result": {"result_key": f"{vendor}:{key}", "vendor": vendor, "vendor_result_id": key, "version": version,
+                       "mapping_version": rec["mapping_version"], **rec["result"]},
+            "dimensions": rec["dimensions"]}
+
+
+class RenderError(Exception):
+    """This row cannot be rendered (its payload was purged, its spec is unknown): a reason, no value."""
+
+
+_specs: dict[str, MappingSpec] = {}  # fingerprint -> spec; specs never change under a fingerprint
+
+
+def bodies(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderError]:
+    """outbox row id -> its body: rendered for a reference, decrypted for a row that carries one.
+    `rows` are Outbox rows (or rows with the same columns)."""
+    out: dict[int, dict | RenderError] = dict(render(s, keys, [r for r in rows if r.payload_enc is None]))
+    for r in rows:
+        if r.payload_enc is not None:
+            out[r.id] = jsonfast.loads(keys.decrypt(r.payload_enc, f"outbox:{r.target}:{r.idempotency_key}"))
+    return out
+
+
+def render(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderError]:
+    """outbox row id -> body (or the reason it cannot be rendered), for rows that reference a payload.
+    `rows` carry id, result_id, result_version, raw_payload_id, mapping_fingerprint."""
+    if not rows:
+        return {}
+    raws = {r.id: r for r in s.execute(
+        select(RawPayload.id, RawPayload.source, RawPayload.payload_hash, RawPayload.payload_enc)
+        .where(RawPayload.id.in_({row.raw_payload_id for row in rows})))}
+    results = {r.id: r for r in s.execute(
+        select(InterviewResult.id, InterviewResult.vendor, InterviewResult.vendor_result_id, Candidate.candidate_key)
+        .join(Candidate, Candidate.id == InterviewResult.candidate_id)
+        .where(InterviewResult.id.in_({row.result_id for row in rows})))}
+    out: dict[int, dict | RenderError] = {}
+    for row in rows:
+        raw, result = raws.get(row.raw_payload_id), results.get(row.result_id)
+        if raw is None or raw.payload_enc is None or result is None:
+            out[row.id] = RenderError("its raw payload was purged (retention or erasure) before delivery")
+            continue
+        spec = _spec(s, row.mapping_fingerprint)
+        if spec is None:
+            out[row.id] = RenderError(f"mapping spec {row.mapping_fingerprint} is not in mapping_versions")
+            continue
+        payload = jsonfast.loads(keys.decrypt(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
+        record, problems = spec.map(payload)
+        if record is None:  # it mapped when it was loaded; only a changed normaliser could do this
+            out[row.id] = RenderError(f"the stored payload no longer maps ({problems[0].rule} on {problems[0].field})")
+            continue
+        out[row.id] = delivery_payload(result.vendor, result.vendor_result_id, record, row.result_version,
+                                       result.candidate_key)
+    return out
+
+
+def _spec(s: Session, fingerprint: str | None) -> MappingSpec | None:
+    if fingerprint is None:
+        return None
+    if fingerprint not in _specs:
+        text = s.scalar(select(MappingVersion.spec_text).where(MappingVersion.fingerprint == fingerprint).limit(1))
+        if text is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="hiresync-spec-") as tmp:  # the loader reads files
+            path = Path(tmp) / "mapping.yaml"
+            path.write_text(text, encoding="utf-8")
+            spec = MappingSpec.load(path)
+            spec.__dict__["fingerprint"] = fingerprint  # the stored text's, not the temporary file's
+        _specs[fingerprint] = spec
+    return _specs[fingerprint]
