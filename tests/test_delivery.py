@@ -14,6 +14,7 @@ from tests.helpers import outbox_bodies
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox
 from hiresync.hub.store import engine_for, transaction
+from hiresync.delivery import outbox as outbox_mod
 from hiresync.delivery.outbox import relay
 from hiresync.privacy.pii import Keyring
 from hiresync.pipeline import runner
@@ -45,6 +46,7 @@ def test_a_relay_killed_after_the_target_applied_a_batch_duplicates_nothing(sqli
         raise SystemExit("relay killed")
 
     monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", upsert_then_die)
+    monkeypatch.setattr(outbox_mod, "_release_quietly", lambda *a: None)  # SIGKILLed: no way to give leases back
     keys = Keyring.load(sqlite_settings.key_file)
     with pytest.raises(SystemExit):
         relay(sqlite_settings, keys, "ehr", batch_size=100)
@@ -117,3 +119,37 @@ def test_two_relays_writing_one_candidate_at_once_both_succeed(sqlite_settings, 
     monkeypatch.setattr(ehr_sql.EhrSqlTarget, "_upsert", racing)
     target.upsert(payloads)
     assert len(calls) == 2 and ehr_rows(sqlite_settings) == 5
+
+
+def test_an_interrupted_relay_gives_its_leases_back_and_deliver_reports_rows_another_relay_holds(
+        sqlite_settings, aiview, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hiresync.cli import app
+
+    monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
+    run_source("aiview", sqlite_settings)
+    pending = outbox(sqlite_settings, "pending")
+    real_upsert = ehr_sql.EhrSqlTarget.upsert
+
+    def interrupted(self, payloads):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM turned into it by `hiresync deliver`
+
+    monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", interrupted)
+    keys = Keyring.load(sqlite_settings.key_file)
+    with pytest.raises(KeyboardInterrupt):
+        relay(sqlite_settings, keys, "ehr", batch_size=100)
+    with transaction(sqlite_settings.hub_url) as s:
+        assert s.scalar(select(func.count()).select_from(Outbox).where(Outbox.claimed_until.is_not(None))) == 0
+    monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", real_upsert)
+
+    # another relay holds 40 rows: `deliver` says so instead of a bare "delivered 0"
+    until = datetime.now(timezone.utc) + timedelta(minutes=5)
+    with transaction(sqlite_settings.hub_url) as s:
+        held = s.scalars(select(Outbox.id).order_by(Outbox.id).limit(40)).all()
+        s.execute(Outbox.__table__.update().where(Outbox.id.in_(held)).values(claimed_until=until, claimed_by="other"))
+    result = CliRunner().invoke(app, ["deliver", "ehr"])
+    assert result.exit_code == 0, result.output
+    assert f"40 rows are leased by another relay until {until:%H:%M:%S} UTC, retry then" in result.output
+    assert outbox(sqlite_settings, "pending") >= 40 and outbox(sqlite_settings, "sent") > 0
+    assert outbox(sqlite_settings, "pending") + outbox(sqlite_settings, "sent") == pending

@@ -129,9 +129,24 @@ def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
     from hiresync.delivery.outbox import relay
     from hiresync.privacy.keys import hub_keys
 
+    import signal
+
+    from hiresync.delivery.outbox import leased_elsewhere
+
     settings = _hub_settings()
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     n = relay(settings, hub_keys(settings), target)
-    typer.echo(f"delivered {n} records to {target}")
+    leased, until = leased_elsewhere(settings, target)
+    if leased:
+        typer.echo(f"delivered {n} records to {target}; {leased} rows are leased by another relay until "
+                   f"{until:%H:%M:%S} UTC, retry then")
+    else:
+        typer.echo(f"delivered {n} records to {target}")
+
+
+def _stop_like_ctrl_c(*_) -> None:
+    """SIGTERM (a supervisor stopping us) unwinds like Ctrl-C, so a relay gives its leases back."""
+    raise KeyboardInterrupt
 
 
 @app.command()

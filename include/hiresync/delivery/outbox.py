@@ -147,13 +147,19 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
         batch = _claim(settings, keys, target_name, batch_size, clock(), worker, profile.lease_seconds)
         if batch is None:
             break
-        shaped = [(key, policy.apply(p, keys)) for key, p in batch.payloads]
         try:
+            shaped = [(key, policy.apply(p, keys)) for key, p in batch.payloads]
             outcomes = _deliver(target, batch.rows, shaped)
         except TargetError as exc:
             _release(settings, [r.id for r in batch.rows])
             raise HireSyncError(f"delivery to {target_name!r} stopped: {exc.cause}; "
                                 f"{len(batch.rows)} rows stay pending") from None
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, a crash) before the outcomes were recorded: give the
+            # rows back now rather than holding them, and every later row of their candidates,
+            # until the lease runs out. A target that applied some of them absorbs the resend.
+            _release_quietly(settings, [r.id for r in batch.rows])
+            raise
         _record(settings, batch, outcomes, clock(), profile)
         sent = sum(o.state == "sent" for o in outcomes)
         retry = [o for o in outcomes if o.state == "retry"]
@@ -246,6 +252,22 @@ def _record(settings, batch: _Batch, outcomes: list[Outcome], now: datetime, pro
 def _release(settings, ids: list[int]) -> None:
     with transaction(settings.hub_url) as s:
         s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(claimed_until=None, claimed_by=None))
+
+
+def _release_quietly(settings, ids: list[int]) -> None:
+    try:
+        _release(settings, ids)
+    except Exception:  # noqa: BLE001 - on the way out; the lease runs out by itself
+        pass
+
+
+def leased_elsewhere(settings, target_name: str, now: datetime | None = None) -> tuple[int, datetime | None]:
+    """(pending rows of the target leased by a relay right now, when the last of those leases ends)."""
+    now = now or datetime.now(timezone.utc)
+    with transaction(settings.hub_url) as s:
+        n, until = s.execute(select(func.count(), func.max(Outbox.claimed_until)).where(
+            Outbox.target == target_name, Outbox.status == "pending", Outbox.claimed_until > now)).one()
+    return n or 0, until
 
 
 def _backoff(attempt: int, retry_after: float | None, profile: TargetProfile) -> float:
