@@ -343,3 +343,19 @@ def test_a_payload_quarantined_for_a_reason_time_can_change_is_judged_again(sett
     # judged again, found defective again: the same row, counted, with today's reason
     assert len(rows) == 1 and rows[0].seen_count == 2 and rows[0].reason_code != "FUTURE"
     assert rows[0].last_seen_at is not None
+
+
+def test_a_large_load_refreshes_the_planner_statistics_on_postgresql(settings, aiview, monkeypatch):
+    from sqlalchemy import text
+
+    monkeypatch.setattr(load_module, "ANALYZE_AFTER", 10)  # "large", for a 300-result test
+    summary = run_source("aiview", settings)
+    assert summary["status"] == "success"  # and on SQLite and MariaDB the step is a no-op
+    engine = engine_for(settings.hub_url)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            analyzed = dict(conn.execute(text(
+                "SELECT relname, last_analyze FROM pg_stat_user_tables "
+                "WHERE relname IN ('interview_results', 'raw_payloads', 'outbox')")).all())
+        assert set(analyzed) == {"interview_results", "raw_payloads", "outbox"}
+        assert all(v is not None for v in analyzed.values()), analyzed

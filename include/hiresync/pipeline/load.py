@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
+from hiresync.hub.store import engine_for
 from hiresync.load.identity import Conflict, IdentityResolver
 from hiresync.hub.models import (
     DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload, RecordLineage, Run, Watermark,
@@ -33,6 +34,7 @@ from hiresync.delivery.render import delivery_payload
 from hiresync.delivery.workflow import Change, queue_events
 
 CHUNK = 500
+ANALYZE_AFTER = 10_000  # rows pulled in one run
 T = TypeVar("T")
 
 
@@ -83,7 +85,21 @@ def load(ctx: RunContext) -> dict:
             run.watermark_after = _advance_watermark(s, ctx, datetime.fromisoformat(manifest["max_cursor"]))
         record_consumed(s, ctx.source.name, ctx.run_id, manifest)  # inbox rows, dropped files: with their data
         run.status = "loaded"
-        return run_counts(run)
+        counts = run_counts(run)
+    if counts["pulled"] >= ANALYZE_AFTER:
+        _analyze(ctx)
+    return counts
+
+
+def _analyze(ctx: RunContext) -> None:
+    """PostgreSQL plans from table statistics that autovacuum refreshes only later: after a large
+    load, a fresh hub would otherwise plan the next run's lookups as full scans."""
+    engine = engine_for(ctx.settings.hub_url)
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE raw_payloads, interview_results, dimension_scores, candidates, "
+                             "candidate_vendor_ids, record_lineage, outbox, quarantine")
 
 
 def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
