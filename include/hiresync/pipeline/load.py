@@ -11,6 +11,7 @@ not cost 100,000 round trips.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from hiresync.load.known import known_payloads
 from hiresync.delivery.render import delivery_payload
 from hiresync.delivery.workflow import Change, queue_events
 
+log = logging.getLogger(__name__)
 CHUNK = 500
 ANALYZE_AFTER = 10_000  # rows pulled in one run
 T = TypeVar("T")
@@ -63,7 +65,7 @@ def load(ctx: RunContext) -> dict:
                 tally += _load_batch(s, ctx, loader, raws, {m["row"]: m["record"] for m in mapped},
                                      {k["row"] for k in known}, offset, failures, map_problems,
                                      bool(manifest.get("replay")))
-            except HireSyncError:
+            except HireSyncError:  # ours already names the run and the row
                 raise
             except Exception as exc:  # a database error: the run fails naming the batch, nothing is kept
                 raise HireSyncError(f"run {ctx.run_id!r}: batch {number + 1} (rows {offset}-{offset + len(raws) - 1}) "
@@ -97,9 +99,12 @@ def _analyze(ctx: RunContext) -> None:
     engine = engine_for(ctx.settings.hub_url)
     if engine.dialect.name != "postgresql":
         return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE raw_payloads, interview_results, dimension_scores, candidates, "
-                             "candidate_vendor_ids, record_lineage, outbox, quarantine")
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE raw_payloads, interview_results, dimension_scores, candidates, "
+                                 "candidate_vendor_ids, record_lineage, outbox, quarantine")
+    except Exception as exc:  # noqa: BLE001 - statistics are an optimisation: never fail a loaded run
+        log.warning("ANALYZE after the load failed (%s); autovacuum will catch up", type(exc).__name__)
 
 
 def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
