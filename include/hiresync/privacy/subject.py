@@ -25,6 +25,7 @@ from hiresync.hub.models import (
 )
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring, mask_national_id
+from hiresync.config.files import create_private
 from hiresync.config.settings import Settings
 from hiresync.config.sources import load_sources
 
@@ -62,15 +63,12 @@ def export(settings: Settings, keys: Keyring, national_id: str, out: Path, opera
 
 def _write_private(out: Path, doc: dict) -> None:
     """A new file only its owner can read: never an existing file (it keeps its mode, others may hold
-    it open) and never through a symlink (it could point anywhere)."""
-    if out.is_symlink() or out.exists():
-        raise HireSyncError(f"{out} exists: an export is written to a new file only (choose another name)")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    it open) and never through a symlink (it could point anywhere). JSON, not a spreadsheet: an export
+    as a table would go through hiresync.privacy.cells.write_table (formula-like cells neutralised)."""
     try:
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
+        fd = create_private(out)
+    except HireSyncError:
         raise HireSyncError(f"{out} exists: an export is written to a new file only (choose another name)") from None
-    os.fchmod(fd, 0o600)  # whatever the umask
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(doc, f, ensure_ascii=False, indent=2, default=str)
