@@ -36,3 +36,18 @@ def personal_values(records: list[dict]) -> set[str]:
 def leaks(text: str, values: set[str]) -> list[str]:
     """Which personal values occur in `text` (reported masked, so a failing test leaks nothing)."""
     return [v[:2] + "***" for v in values if v in text]
+
+
+def hub_plaintext(hub_url: str) -> str:
+    """Every value of every hub table as text (ciphertext stays ciphertext): for plaintext scans."""
+    from sqlalchemy import select
+
+    from hiresync.hub.models import Base
+    from hiresync.hub.store import transaction
+
+    parts = []
+    with transaction(hub_url) as s:
+        for table in Base.metadata.sorted_tables:
+            for row in s.execute(select(table)):
+                parts.append(" ".join(str(v) for v in row))
+    return "\n".join(parts)
