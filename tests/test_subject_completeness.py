@@ -132,6 +132,12 @@ def test_export_holds_and_erase_removes_every_copy_and_every_past_target_is_aske
     assert [st["run_id"] for st in doc["staging"]] == ["crashed-run"]
     assert [r["payload"]["result_id"] for r in doc["staging"][0]["files"]["raw"]] == [rec["result_id"]]
     assert not leaks(done.output, values)
+    from hiresync.privacy.recipients import load_policy
+
+    # The HR cloud knows the candidate by a key of its own (finding 12), never the hub's.
+    cloud_key = load_policy(settings, "hrcloud").candidate_key_for(doc["candidate"]["candidate_key"], keys)
+    refs = {r.get("candidate_ref") for r in hrcloud.records.values()}
+    assert cloud_key in refs and doc["candidate"]["candidate_key"] not in refs
 
     done = CliRunner().invoke(app, ["subject", "erase", "--national-id", nid, "--operator", "dpo", "--yes"])
     assert done.exit_code == 0, done.output
@@ -157,7 +163,8 @@ def test_export_holds_and_erase_removes_every_copy_and_every_past_target_is_aske
     # Every target that ever received them gets the request, grouphr too.
     for target in ("ehr", "grouphr", "hrcloud"):
         assert relay(settings, keys, target) == 1
-    assert ck in grouphr.erased and ck in hrcloud.erased
+    assert ck in grouphr.erased and cloud_key in hrcloud.erased
+    assert cloud_key not in {r.get("candidate_ref") for r in hrcloud.records.values()}
     with engine_for(settings.ehr_url).connect() as conn:
         assert conn.scalar(select(func.count()).select_from(ehr_sql.ehr_candidates).where(
             ehr_sql.ehr_candidates.c.candidate_key == ck)) == 0
