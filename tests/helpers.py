@@ -48,3 +48,18 @@ def outbox_bodies(settings, rows) -> list[dict]:
     with transaction(settings.hub_url) as s:
         out = bodies(s, keys, rows)
     return [out[r.id] for r in rows]
+
+
+def hub_plaintext(hub_url: str) -> str:
+    """Every value of every hub table as text (ciphertext stays ciphertext): for plaintext scans."""
+    from sqlalchemy import select
+
+    from hiresync.hub.models import Base
+    from hiresync.hub.store import transaction
+
+    parts = []
+    with transaction(hub_url) as s:
+        for table in Base.metadata.sorted_tables:
+            for row in s.execute(select(table)):
+                parts.append(" ".join(str(v) for v in row))
+    return "\n".join(parts)

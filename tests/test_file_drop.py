@@ -166,3 +166,40 @@ def test_a_broken_file_drop_profile_names_the_file_and_the_key(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_profile(path)
     assert err.value.key == "patterns.0" and str(path) in str(err.value)
+
+
+def test_personal_data_in_a_file_name_goes_nowhere_and_symlinks_out_of_the_folder_are_not_followed(
+        drop, candidates, tmp_path, caplog):
+    """Finding 8: `复试_张伟_<ID>.csv` must not put the ID into the hub, quarantine list or logs; a symlink
+    in the drop folder pointing outside it is not read."""
+    from tests.helpers import hub_plaintext
+
+    settings, folder = drop
+    _, records = candidates
+    rec = records[0]
+    name, nid = rec["candidate"]["name"], rec["candidate"]["id_card"]
+    rows = sheet_rows(records[:3], ["通过"] * 3)
+    rows[2][8] = "再议"  # one row quarantined: its key must not carry the file name either
+    bad_name = f"复试_{name}_{nid}.csv"
+    write_csv(folder / bad_name, rows)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    write_csv(outside / "secret.csv", sheet_rows(records[3:5], ["通过"] * 2))
+    (folder / "linked.csv").symlink_to(outside / "secret.csv")
+
+    summary = run_source(SOURCE, settings)
+    assert (summary["pulled"], summary["inserted"], summary["quarantined"]) == (3, 2, 1)  # nothing valid lost
+    text = hub_plaintext(settings.hub_url)
+    assert nid not in text and bad_name not in text and f"{name}_{nid}" not in text
+    listing = CliRunner().invoke(app, ["quarantine", "list", "--source", SOURCE])
+    assert listing.exit_code == 0 and nid not in listing.output
+    assert nid not in caplog.text
+    assert "file 1 of 2" in caplog.text and "personal data in its name" in caplog.text  # its position, not its name
+    assert "file 2 of 2" in caplog.text and "outside the drop folder" in caplog.text
+    assert {r.vendor_result_id for r in hub(settings, InterviewResult, InterviewResult.vendor == SOURCE)}.isdisjoint(
+        {f"linked.csv#{i}" for i in range(2, 4)})
+    # A corrected copy under the same name updates the same results (the key is stable).
+    rows[2][8] = "通过"
+    write_csv(folder / bad_name, rows)
+    again = run_source(SOURCE, settings)
+    assert (again["pulled"], again["inserted"]) == (3, 1) and again["quarantined"] == 0

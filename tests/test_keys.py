@@ -87,3 +87,17 @@ def test_a_wrong_key_is_refused_before_anything_is_pulled_or_written(settings, a
 
     assert "does not belong to this hub" in str(err.value)
     assert sum(aiview.requests.values()) == 0 and candidates(settings) == before
+
+
+def test_a_pseudonym_is_stable_across_rotation_and_differs_per_purpose(tmp_path):
+    from hiresync.privacy.pii import Keyring
+
+    key_file = tmp_path / "keys.json"
+    Keyring.generate(key_file)
+    before = Keyring.load(key_file)
+    Keyring.add_version(key_file)
+    after = Keyring.load(key_file)
+    assert after.active == 2
+    assert before.pseudonym("drop_file_name", "复试_x.csv") == after.pseudonym("drop_file_name", "复试_x.csv")
+    assert after.pseudonym("drop_file_name", "复试_x.csv") != after.pseudonym("other", "复试_x.csv")
+    assert after.pseudonym("drop_file_name", "复试_x.csv") != after.blind_index("复试_x.csv", 1)[:16]

@@ -27,7 +27,7 @@ def count(settings, model, *where) -> int:
 
 def test_nothing_is_purged_before_its_time(settings, aiview):
     run_source("aiview", settings)
-    assert purge(settings) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0}
+    assert purge(settings) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0, "outbox_bodies": 0, "staging": 0}
 
 
 def test_expired_data_is_purged_with_tombstones_and_lineage_survives(settings, aiview):
@@ -44,7 +44,7 @@ def test_expired_data_is_purged_with_tombstones_and_lineage_survives(settings, a
     assert count(settings, Quarantine) == 0
     assert count(settings, RecordLineage) == summary["pulled"]  # hashes and outcomes stay for the audit
     assert count(settings, AuditEvent, AuditEvent.kind == "retention_purge") == sum(done.values())
-    assert purge(settings, now=later) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0}  # idempotent
+    assert purge(settings, now=later) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0, "outbox_bodies": 0, "staging": 0}  # idempotent
 
 
 def test_an_open_quarantine_keeps_its_payload_until_the_quarantine_expires(sqlite_settings, aiview, tmp_path, monkeypatch):
@@ -161,3 +161,40 @@ def test_lineage_and_audit_rows_never_hold_personal_data(settings, aiview):
                            for row in conn.execute(select(model.__table__))], ensure_ascii=False)
     assert count(settings, AuditEvent) > 0 and count(settings, RecordLineage) > 0
     assert leaks(dump, personal_values(aiview.records())) == []
+
+
+def test_retention_covers_sent_outbox_bodies_and_staging_left_behind(settings, aiview):
+    """Finding 7: after raw payloads and video links expire, no sent outbox body still decrypts with the
+    resident ID or the video link, and a crashed run's staging folder goes too."""
+    import os
+    import time
+
+    from hiresync.delivery import outbox_admin
+    from hiresync.ingest.staging import Staging
+    from hiresync.privacy.keys import COLUMNS
+
+    summary = run_source("aiview", settings)
+    keys = Keyring.load(settings.key_file)
+    sent = count(settings, Outbox, Outbox.status == "sent")
+    assert sent == summary["inserted"] > 0
+    left = Staging(settings.staging_dir, "crashed-run", keys)
+    left.write_records("raw", [{"payload": r} for r in aiview.records()[:5]])
+    fresh = Staging(settings.staging_dir, "running-now", keys)
+    fresh.write_records("raw", [{"payload": r} for r in aiview.records()[5:6]])
+    old = time.time() - 10 * 86400
+    for path in [left.dir, *left.dir.iterdir()]:
+        os.utime(path, (old, old))
+
+    assert purge(settings)["staging"] == 1  # 10 days > the default 7; the fresh one stays
+    assert not left.dir.exists() and fresh.dir.exists()
+    done = purge(settings, now=datetime.now(timezone.utc) + timedelta(days=400))
+    assert done["outbox_bodies"] == sent
+    ids = {r["candidate"]["id_card"].upper() for r in aiview.records()}
+    videos = {r["interview"]["video"]["url"] for r in aiview.records() if r["interview"].get("video")}
+    with transaction(settings.hub_url) as s:
+        for col in COLUMNS:
+            for row in s.scalars(select(col.model).where(getattr(col.model, col.column).is_not(None))):
+                text = keys.decrypt(getattr(row, col.column), col.context(row)).upper()
+                assert not [v for v in ids | {u.upper() for u in videos} if v in text], col.model.__tablename__
+    assert count(settings, Outbox, Outbox.status == "sent") == sent  # the delivery history stays
+    assert outbox_admin.replay(settings, "ehr") == 0  # nothing left to send again

@@ -361,3 +361,47 @@ def test_webhook_serve_runs_a_receiver_until_interrupted(sqlite_settings, kuaipi
     assert kuaipin.signing_secret not in out + err and event["data"]["candidate"]["id_number"] not in out + err
     with transaction(sqlite_settings.hub_url) as s:
         assert s.scalar(select(func.count()).select_from(InboxDelivery)) == 1
+
+
+def test_slow_clients_are_cut_off_at_the_deadline_and_capped_in_number(settings, kuaipin):
+    """Finding 9: a client sending a byte now and then cannot hold a thread past the request deadline,
+    and connections beyond the cap get a 503 at once instead of a thread each."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from hiresync.ingest.webhook import WebhookReceiver
+
+    with WebhookReceiver(settings, [SOURCE], request_deadline=1.0, max_connections=3) as r:
+        u = urlsplit(r.url_for(SOURCE))
+        slow = []
+        for _ in range(3):  # each sends part of a request line and then trickles
+            s = socket.create_connection((u.hostname, u.port), timeout=10)
+            s.sendall(b"POST /webhooks/kuaipin HTTP/1.1\r\n")
+            slow.append(s)
+        time.sleep(0.3)
+        extra = socket.create_connection((u.hostname, u.port), timeout=5)
+        started = time.monotonic()
+        answer = extra.recv(1024)
+        assert answer.startswith(b"HTTP/1.1 503") and time.monotonic() - started < 1.0
+        extra.close()
+        for s in slow:  # a byte every 0.4 s: each read is quick, the total is not
+            for _ in range(3):
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    break
+                time.sleep(0.1)
+        for s in slow:
+            s.settimeout(3)
+            started = time.monotonic()
+            try:
+                rest = s.recv(1024)
+            except OSError:
+                rest = b""
+            assert rest == b"" or rest.startswith(b"HTTP/1.1 408")
+            assert time.monotonic() - started < 2.5
+            s.close()
+        time.sleep(0.2)
+        event = kuaipin.emit(1)[0]
+        assert kuaipin.post(r.url_for(SOURCE), event) == 200  # the slots are free again
+        assert r.counts["busy"] == 1

@@ -241,11 +241,13 @@ def subject_export(national_id: str = typer.Option(..., "--national-id", help="t
                    operator: str = typer.Option(..., "--operator", help="who asks, for the audit trail")) -> None:
     """Write everything the hub holds on one person to a file, for an authorised operator."""
     from hiresync.privacy.keys import hub_keys
-    from hiresync.privacy.subject import export
+    from hiresync.tools.subject import export
 
     settings = Settings.from_env()
     done = export(settings, hub_keys(settings), national_id, out, operator)
-    typer.echo(f"exported candidate {done['candidate_key']} ({done['results']} interview results) to {done['file']}")
+    typer.echo(f"exported {_subject_counts(done)} to {done['file']}")
+    for where in done["unreadable_staging"]:
+        typer.echo(f"warning: {where} could not be read (no run id for it): check it by hand", err=True)
 
 
 @subject_app.command("erase")
@@ -255,14 +257,23 @@ def subject_erase(national_id: str = typer.Option(..., "--national-id", help="th
                   yes: bool = typer.Option(False, "--yes", help="do it (without it, nothing is erased)")) -> None:
     """Remove one person from the hub and queue deletion at every target; a tombstone stays."""
     from hiresync.privacy.keys import hub_keys
-    from hiresync.privacy.subject import erase
+    from hiresync.tools.subject import erase
 
     if not yes:
         _fail(Exception("erasure cannot be undone: add --yes to go ahead"))
     settings = Settings.from_env()
     done = erase(settings, hub_keys(settings), national_id, operator)
-    typer.echo(f"erased candidate {done['candidate_key']} ({done['results']} interview results); deletion queued "
-               f"for {', '.join(done['erase_requests']) or 'no target'} (run `hiresync deliver <target>`)")
+    typer.echo(f"erased {_subject_counts(done)}; deletion queued for {', '.join(done['erase_requests']) or 'no target'} "
+               "(run `hiresync deliver <target>`); ask the vendors to delete too")
+    for where in done["unreadable_staging"]:
+        typer.echo(f"warning: {where} could not be read (no run id for it): check and remove it", err=True)
+
+
+def _subject_counts(done: dict) -> str:
+    who = f"candidate {done['candidate_key']}" if done["candidate_key"] else "records of an unmatched person"
+    return (f"{who} ({done['results']} interview results, {done['raw_payloads']} vendor payloads, "
+            f"{done['quarantine']} quarantined, {done['identity_reviews']} identity reviews, {done['inbox']} inbox "
+            f"deliveries, {done['outbox']} outbox rows, {done['staging_runs']} staging folders)")
 
 
 identity_app = typer.Typer(no_args_is_help=True, help="Candidates that could not be matched safely.")

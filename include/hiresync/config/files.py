@@ -77,6 +77,23 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def create_private(out: Path) -> int:
+    """Open a *new* file only its owner can read and write (0600 whatever the umask) and return its fd:
+    never an existing file (it keeps its mode, others may hold it open) and never through a symlink."""
+    from hiresync.errors import HireSyncError
+
+    out = Path(out)
+    if out.is_symlink() or out.exists():
+        raise HireSyncError(f"{out} exists: this file is written new only (choose another name)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise HireSyncError(f"{out} exists: this file is written new only (choose another name)") from None
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def tighten(path: Path, mode: int) -> None:
     """chmod an existing file or folder of ours to `mode` (one left open by an older version)."""
     try:

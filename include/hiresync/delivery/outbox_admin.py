@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 
 from hiresync.hub.models import InterviewResult, Outbox
 from hiresync.privacy.pii import mask_text
+from hiresync.privacy.retention import has_body
 from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings
 
@@ -47,7 +48,7 @@ def status(settings: Settings, target: str | None = None) -> dict:
 
 def retry(settings: Settings, target: str | None = None, ids: list[int] | None = None) -> int:
     """Dead letters (and rows backing off) become due now: after the target or the data was fixed."""
-    where = [Outbox.status.in_(["dead", "pending"])]
+    where = [Outbox.status.in_(["dead", "pending"]), has_body()]
     where += [Outbox.target == target] if target else []
     where += [Outbox.id.in_(ids)] if ids else []
     with transaction(settings.hub_url) as s:
@@ -58,7 +59,7 @@ def retry(settings: Settings, target: str | None = None, ids: list[int] | None =
 def replay(settings: Settings, target: str, run_id: str | None = None, since: datetime | None = None) -> int:
     """Sent rows are sent again (a target restored from a backup). Same idempotency keys: a target
     that still holds a record does nothing twice."""
-    where = [Outbox.target == target, Outbox.status == "sent"]
+    where = [Outbox.target == target, Outbox.status == "sent", has_body()]  # not what retention purged
     where += [Outbox.run_id == run_id] if run_id else []
     where += [Outbox.sent_at >= since] if since else []
     with transaction(settings.hub_url) as s:

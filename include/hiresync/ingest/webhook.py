@@ -24,7 +24,7 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Callable
 
 from connectors.kinds import load_profile
@@ -32,7 +32,7 @@ from connectors.records import get_path
 from connectors.webhook.profile import WebhookProfile
 from connectors.webhook.signature import Rejected, verify
 from hiresync.ingest import inbox
-from hiresync.background_server import BackgroundServer
+from hiresync.background_server import BackgroundServer, CappedThreadingHTTPServer, DeadlineHandler
 from hiresync.config.connections import get_connection
 from hiresync.errors import HireSyncError
 from hiresync.hub.store import transaction
@@ -82,7 +82,8 @@ class WebhookReceiver(BackgroundServer):
     in the foreground. `counts` says how many deliveries were stored, duplicate or rejected."""
 
     def __init__(self, settings: Settings, sources: list[str] | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0, alert: Callable[[str], None] | None = None) -> None:
+                 port: int = 0, alert: Callable[[str], None] | None = None, request_deadline: float = 60.0,
+                 max_connections: int = 256) -> None:
         self.settings = settings
         self.alert = alert  # told (value-free text) when a known delivery id comes with another body
         self.endpoints = webhook_endpoints(settings, sources)
@@ -90,12 +91,18 @@ class WebhookReceiver(BackgroundServer):
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._address = (host, port)
+        # A slow client holds a thread for at most request_deadline seconds; beyond max_connections
+        # at once, a connection gets a 503 without a thread (the vendor retries later).
+        self.request_deadline = request_deadline
+        self.max_connections = max_connections
 
     # -- lifecycle (start, stop, serve_forever, url, with: BackgroundServer) --------------------
     not_started = "receiver not started"
 
     def _make_server(self) -> ThreadingHTTPServer:
-        return _Server(self._address, type("Handler", (_Handler,), {"receiver": self}))
+        server_class = type("Server", (_Server,), {"max_connections": self.max_connections, "receiver": self})
+        return server_class(self._address, type("Handler", (_Handler,), {"receiver": self,
+                                                                       "request_deadline": self.request_deadline}))
 
     def url_for(self, source: str) -> str:
         return f"{self.url}{PATH_PREFIX}{source}"
@@ -158,10 +165,10 @@ class WebhookReceiver(BackgroundServer):
             self.counts[outcome] += 1
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DeadlineHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: a vendor pushing a burst reuses its connections
     disable_nagle_algorithm = True  # TCP_NODELAY: without it loopback throughput drops ~40x
-    timeout = 30  # a client that stops sending mid-request does not hold a thread for ever
+    timeout = 30  # per read; the request as a whole has request_deadline (DeadlineHandler)
     receiver: WebhookReceiver
 
     def do_POST(self) -> None:
@@ -199,10 +206,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # request lines are not logged; receive() logs the outcome without values
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
+class _Server(CappedThreadingHTTPServer):
     request_queue_size = 1024  # the default backlog of 5 refuses connections in a burst
+    receiver: WebhookReceiver
+
+    def connection_refused(self) -> None:
+        self.receiver._count("busy")
+        log.warning("webhook receiver: %d connections open, one more turned away (503)", self.max_connections)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.warning("webhook receiver: a connection failed mid-request")

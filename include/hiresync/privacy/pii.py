@@ -138,6 +138,15 @@ class Keyring:
         """The value's index under every known version: rows not yet re-keyed must still match."""
         return [self.blind_index(value, v) for v in sorted(self._versions)]
 
+    def pseudonym(self, purpose: str, value: str, length: int = 16) -> str:
+        """A stable keyed pseudonym of `value` for one purpose (a file name holding personal data, ...):
+        HMAC-SHA256 under a key derived for that purpose from the *first* key version's index key, so it
+        stays the same across rotations (a rotation adds versions; the first one is kept while any
+        data is on it). Another purpose gives an unrelated value."""
+        first = self._versions[min(self._versions)].idx
+        key = hmac.new(first, b"hiresync-purpose|" + purpose.encode(), hashlib.sha256).digest()
+        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:length]
+
     def version_of(self, token: str) -> int:
         return int(token.partition(":")[0][1:])
 

@@ -6,6 +6,13 @@ match records without learning the value) or `dropped` (the key is not sent at a
 profile names its audience (`recipient:`). Without a `recipients:` section the EHR (the archive HR
 runs on) gets everything plain; any other recipient without a policy is a configuration error:
 personal data never goes out by default.
+
+Keys per purpose: a `hashed` value is an HMAC under a key derived for that recipient *and* that
+field (equal values of two fields, or of two recipients, do not join), derived from the keyring's
+first version, so it does not change when `hiresync keys rotate` adds a version (see
+Keyring.pseudonym). `candidate_key: pseudonym` (optional, default `plain`) gives the recipient its
+own stable key for the candidate instead of the hub's, in records and in erase requests alike, so
+two recipients cannot join their records on it.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from hiresync.privacy.pii import Keyring, mask_email, mask_mobile, mask_name, ma
 from hiresync.config.settings import Settings
 
 ACTIONS = ("plain", "masked", "hashed", "dropped")
+CANDIDATE_KEY = ("plain", "pseudonym")
 # field -> (section of the delivery payload, key in it, mask)
 FIELDS = {
     "full_name": ("candidate", "full_name", mask_name),
@@ -36,7 +44,8 @@ _SCHEMA = {
             "propertyNames": {"pattern": r"^[a-z][a-z0-9_]*$"},
             "additionalProperties": {
                 "type": "object", "additionalProperties": False, "required": list(FIELDS),
-                "properties": {f: {"enum": list(ACTIONS)} for f in FIELDS},
+                "properties": {**{f: {"enum": list(ACTIONS)} for f in FIELDS},
+                               "candidate_key": {"enum": list(CANDIDATE_KEY)}},
             },
         },
     },
@@ -48,12 +57,24 @@ _ARCHIVE_DEFAULT = {"ehr": {f: "plain" for f in FIELDS}}
 class RecipientPolicy:
     recipient: str
     fields: dict[str, str]
+    candidate_key: str = "plain"
+
+    def candidate_key_for(self, candidate_key: str, keys: Keyring) -> str:
+        if self.candidate_key == "plain":
+            return candidate_key
+        return keys.pseudonym(f"recipient:{self.recipient}:candidate_key", candidate_key, length=32)
 
     def apply(self, payload: dict, keys: Keyring) -> dict:
         """A copy of a delivery payload with each personal field as this recipient may see it."""
-        if all(a == "plain" for a in self.fields.values()):
+        if all(a == "plain" for a in self.fields.values()) and self.candidate_key == "plain":
             return payload
         out = copy.deepcopy(payload)
+        if self.candidate_key != "plain":
+            if isinstance(out.get("candidate_key"), str):  # an erase request
+                out["candidate_key"] = self.candidate_key_for(out["candidate_key"], keys)
+            cand = out.get("candidate")
+            if isinstance(cand, dict) and isinstance(cand.get("candidate_key"), str):
+                cand["candidate_key"] = self.candidate_key_for(cand["candidate_key"], keys)
         for field, action in self.fields.items():
             section, key, mask = FIELDS[field]
             part = out.get(section)
@@ -66,8 +87,8 @@ class RecipientPolicy:
                 continue
             elif action == "masked":
                 part[key] = mask(str(value))
-            else:  # hashed: keyed and per recipient, so two recipients' hashes cannot be joined
-                part[key] = keys.blind_index(f"recipient:{self.recipient}:{field}:{value}")
+            else:  # hashed: a key per recipient and field, stable across rotation
+                part[key] = keys.pseudonym(f"recipient:{self.recipient}:{field}", str(value), length=64)
         return out
 
 
@@ -77,4 +98,5 @@ def load_policy(settings: Settings, recipient: str) -> RecipientPolicy:
     if recipient not in recipients:
         raise ConfigError(str(settings.policy_file), f"recipients.{recipient}",
                           "no data policy for this recipient (each personal field: " + " | ".join(ACTIONS) + ")")
-    return RecipientPolicy(recipient, dict(recipients[recipient]))
+    fields = dict(recipients[recipient])
+    return RecipientPolicy(recipient, {f: fields[f] for f in FIELDS}, fields.get("candidate_key", "plain"))

@@ -1,18 +1,23 @@
 """Retention: personal data the hub no longer needs is removed; a tombstone says what and when.
 
 Nothing here decrypts anything. Rows are purged, not deleted, where the audit trail (record
-lineage) still points at them: the payload goes, its hash and ids stay.
+lineage) still points at them: the payload goes, its hash and ids stay. Every copy is covered:
+raw payloads, video links, quarantine, drained inbox deliveries, the bodies of sent (and dead)
+outbox rows (they hold the resident ID and the video link: they go with the shorter of the raw
+payload and video link lifetimes, counted from sending), and staging folders left by runs that
+never finished (`staging_days`, default 7).
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 
 from hiresync.config.files import load_yaml_checked
-from hiresync.hub.models import AuditEvent, InboxDelivery, InterviewResult, Quarantine, RawPayload
+from hiresync.hub.models import AuditEvent, InboxDelivery, InterviewResult, Outbox, Quarantine, RawPayload
 from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings
 
@@ -25,7 +30,7 @@ _SCHEMA = {
             "additionalProperties": False,
             "required": ["raw_payloads_days", "video_links_days", "quarantine_days"],
             "properties": {k: {"type": "integer", "minimum": 1}
-                           for k in ("raw_payloads_days", "video_links_days", "quarantine_days")},
+                           for k in ("raw_payloads_days", "video_links_days", "quarantine_days", "staging_days")},
         },
     },
     "required": ["retention"],
@@ -37,12 +42,13 @@ class Retention:
     raw_payloads: timedelta
     video_links: timedelta
     quarantine: timedelta
+    staging: timedelta = timedelta(days=7)
 
     @classmethod
     def load(cls, settings: Settings) -> "Retention":
         r = load_yaml_checked(settings.policy_file, _SCHEMA)["retention"]
         return cls(timedelta(days=r["raw_payloads_days"]), timedelta(days=r["video_links_days"]),
-                   timedelta(days=r["quarantine_days"]))
+                   timedelta(days=r["quarantine_days"]), timedelta(days=r.get("staging_days", 7)))
 
 
 def purge(settings: Settings, now: datetime | None = None, actor: str = "retention") -> dict[str, int]:
@@ -54,7 +60,17 @@ def purge(settings: Settings, now: datetime | None = None, actor: str = "retenti
         "raw_payloads": _batches(settings, lambda s: _raw_payloads(s, now - policy.raw_payloads, now, actor)),
         "video_links": _batches(settings, lambda s: _video_links(s, now - policy.video_links, actor)),
         "inbox": _batches(settings, lambda s: _drained_inbox(s, now - policy.raw_payloads, actor)),
+        "outbox_bodies": _batches(settings, lambda s: _outbox_bodies(
+            s, now - min(policy.raw_payloads, policy.video_links), actor)),
+        "staging": _staging(settings, now - policy.staging, actor),
     }
+
+
+def has_body():
+    """An outbox row that can still be sent: its own encrypted body, or a raw payload not yet purged
+    to render it from. A row whose body retention purged is history only (outbox replay/retry skip it)."""
+    return or_(Outbox.payload_enc.is_not(None),
+               exists().where(RawPayload.id == Outbox.raw_payload_id, RawPayload.payload_enc.is_not(None)))
 
 
 def _batches(settings: Settings, one_batch) -> int:
@@ -130,3 +146,39 @@ def _drained_inbox(s, before: datetime, actor: str) -> int:
         (f"inbox:{r.id}", {"table": "inbox", "source": r.source, "delivery_id": r.delivery_id, "run_id": r.run_id})
         for r in rows])
     return len(rows)
+
+
+def _outbox_bodies(s, before: datetime, actor: str) -> int:
+    """Bodies of rows that went out (or gave up) long enough ago: the row stays (the delivery history
+    erase and `outbox status` use), its copy of the person's data goes."""
+    done = and_(or_(and_(Outbox.status == "sent", func.coalesce(Outbox.sent_at, Outbox.created_at) < before),
+                    and_(Outbox.status == "dead", Outbox.created_at < before)))
+    rows = s.execute(select(Outbox.id, Outbox.target, Outbox.kind, Outbox.status)
+                     .where(done, or_(Outbox.payload_enc.is_not(None), Outbox.raw_payload_id.is_not(None)))
+                     .limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(payload_enc=None, raw_payload_id=None))
+    _tombstones(s, "retention_purge", actor, [
+        (f"outbox:{r.id}", {"table": "outbox", "target": r.target, "kind": r.kind, "status": r.status}) for r in rows])
+    return len(rows)
+
+
+def _staging(settings: Settings, before: datetime, actor: str) -> int:
+    """Staging folders whose newest file is older than the lifetime: a run that never finished (a
+    finished run removes its own). Its source is pulled again by the next run, so nothing is lost."""
+    root = settings.staging_dir
+    if not root.is_dir():
+        return 0
+    gone = []
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        newest = max([folder.stat().st_mtime] + [f.stat().st_mtime for f in folder.iterdir()])
+        if datetime.fromtimestamp(newest, timezone.utc) < before:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder.name)
+    if gone:
+        with transaction(settings.hub_url) as s:
+            _tombstones(s, "retention_purge", actor, [(f"staging:{name}", {"table": "staging"}) for name in gone])
+    return len(gone)
