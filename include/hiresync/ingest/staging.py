@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 from hiresync import jsonfast
 from hiresync.privacy.pii import Keyring
 
-DEFAULT_BATCH = 5000
+DEFAULT_BATCH = 2000
 
 
 class Staging:

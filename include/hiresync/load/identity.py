@@ -49,6 +49,7 @@ class IdentityResolver:
         """(national-ID index -> (candidate id, candidate key), result key -> conflict).
 
         Records with a conflict get no candidate; everyone else is found or created."""
+        self._bidx.clear()  # a per-batch cache: across a million-result run it would hold every ID
         decisions = self._decisions([key for key, _ in items])
         newest: dict[str, tuple[str, dict]] = {}
         for key, rec in sorted(items, key=lambda kr: kr[1]["result"]["source_updated_at"]):

@@ -36,10 +36,12 @@ class Known:
 
 
 def mapping_unchanged(s: Session, mapping: MappingSpec) -> bool:
-    """The spec recorded under this version is the spec in use: skipping is safe."""
-    recorded = s.scalar(select(MappingVersion.fingerprint).where(
-        MappingVersion.mapping == mapping.name, MappingVersion.version == mapping.version).limit(1))
-    return recorded == mapping.fingerprint
+    """Every spec recorded under this version is the spec in use: skipping is safe. A spec edited
+    without a version bump makes its lineage ambiguous, so nothing is skipped for that version
+    (bump the version and payloads are judged once under the new one, then skipped again)."""
+    recorded = set(s.scalars(select(MappingVersion.fingerprint).where(
+        MappingVersion.mapping == mapping.name, MappingVersion.version == mapping.version)))
+    return recorded == {mapping.fingerprint}
 
 
 def known_payloads(s: Session, source: str, mapping: MappingSpec, keyed: list[tuple[str, str]]) -> dict[str, Known]:
