@@ -111,6 +111,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         typer.echo(f"  quarantine:  {src['quarantine_open']} open"
                    + (f" ({', '.join(f'{k} {v}' for k, v in sorted(src['quarantine_by_reason'].items()))})"
                       if src['quarantine_by_reason'] else ""))
+        if src.get("unmapped_dimensions"):
+            typer.echo(f"  competency:  {len(src['unmapped_dimensions'])} dimension codes map to no competency "
+                       f"(kept under the vendor's code): {', '.join(src['unmapped_dimensions'])}")
         run = src["last_run"]
         typer.echo("  last run:    (none yet)" if run is None else "  last run:    " + _run_text(run).replace("\n", "\n  "))
     pending = doc["outbox_pending"]
