@@ -127,6 +127,37 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
 
 @app.command()
 @_guarded
+def report(start: str = typer.Option(None, "--from", help="first day (YYYY-MM-DD, the group's time zone)"),
+           end: str = typer.Option(None, "--to", help="last day (YYYY-MM-DD), inclusive"),
+           department: str = typer.Option(None, "--department", help="one department only"),
+           out: Path = typer.Option(None, "--out", help="folder for the files (default var/reports)"),
+           user: str = typer.Option(..., "--user", help="who reads it: a user of policy.yaml report_access")) -> None:
+    """The HR report: one offline HTML file with charts and an Excel workbook with the same tables."""
+    from datetime import date
+
+    from hiresync.errors import HireSyncError
+    from hiresync.report.access import viewer_for
+    from hiresync.report.render import build, local_stamp, write
+
+    def day(name: str, value: str | None) -> date | None:
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise HireSyncError(f"{name}: not a date (rule: YYYY-MM-DD)") from None
+
+    first, last = day("--from", start), day("--to", end)
+    if first and last and first > last:
+        raise HireSyncError("--from: after --to (rule: the period must not be empty)")
+    settings = _hub_settings()
+    doc = build(settings, viewer_for(settings, user), first, last, department)
+    html_path, xlsx_path = write(doc, out or settings.var_dir / "reports", f"hr-report-{local_stamp(settings)}")
+    typer.echo(f"report: {html_path}\nworkbook: {xlsx_path}")
+
+
+@app.command()
+@_guarded
 def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
     """Relay pending outbox rows to one target (also done at the end of every sync)."""
     from hiresync.delivery.outbox import relay

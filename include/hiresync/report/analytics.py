@@ -180,3 +180,13 @@ def data_health(runs: pd.DataFrame, outbox: pd.DataFrame) -> pd.DataFrame:
     out["quarantine_share"] = pd.Series([q / p if p else None for q, p in zip(out["quarantined"], out["pulled"])],
                                         index=out.index, dtype=object)
     return out.reset_index(names="source").sort_values("source").reset_index(drop=True)
+
+
+def correlation_pairs(scores: pd.DataFrame, ratings: pd.DataFrame, position: str, competency: str) -> list[tuple]:
+    """(competency score, mean rating) per candidate: the points of one scatter plot."""
+    if scores.empty or ratings.empty:
+        return []
+    perf = ratings.groupby("candidate_id")["rating"].mean().rename("rating")
+    g = scores[(scores["position_code"] == position) & (scores["competency"] == competency)].join(
+        perf, on="candidate_id", how="inner")
+    return [(float(s), float(r)) for s, r in zip(g["score"], g["rating"])]
