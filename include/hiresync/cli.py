@@ -125,6 +125,22 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         typer.echo(f"  {issue['code']} [{issue['scope']} {issue['subject']}]: {issue['detail']}")
 
 
+ratings_app = typer.Typer(help="Performance ratings (绩效) from the EHR, for the HR analytics.")
+app.add_typer(ratings_app, name="ratings")
+
+
+@ratings_app.command("import")
+@_guarded
+def ratings_import(folder: Path = typer.Option(None, "--folder", help="drop folder (default var/drops/performance)")) -> None:
+    """Read new rating files (resident_id,candidate_key,period,rating); bad rows go to quarantine."""
+    from hiresync.ingest.ratings import import_drop
+
+    r = import_drop(_hub_settings(), folder)
+    typer.echo(f"files {r.files} (already read: {len(r.skipped_files)}), rows {r.rows}: loaded {r.loaded}, "
+               f"quarantined {r.quarantined}" + (f" ({', '.join(f'{k} {v}' for k, v in sorted(r.reasons.items()))})"
+                                                  if r.reasons else ""))
+
+
 @app.command()
 @_guarded
 def report(start: str = typer.Option(None, "--from", help="first day (YYYY-MM-DD, the group's time zone)"),

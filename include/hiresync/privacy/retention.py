@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, exists, insert, select, update
 
 from hiresync.config.files import load_yaml_checked
-from hiresync.hub.models import AuditEvent, InboxDelivery, InterviewResult, Quarantine, RawPayload
+from hiresync.hub.models import AuditEvent, InboxDelivery, InterviewResult, PerformanceRating, Quarantine, RawPayload
 from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings
 
@@ -25,7 +25,8 @@ _SCHEMA = {
             "additionalProperties": False,
             "required": ["raw_payloads_days", "video_links_days", "quarantine_days"],
             "properties": {k: {"type": "integer", "minimum": 1}
-                           for k in ("raw_payloads_days", "video_links_days", "quarantine_days")},
+                           for k in ("raw_payloads_days", "video_links_days", "quarantine_days",
+                                     "performance_ratings_days")},
         },
     },
     "required": ["retention"],
@@ -37,12 +38,13 @@ class Retention:
     raw_payloads: timedelta
     video_links: timedelta
     quarantine: timedelta
+    performance_ratings: timedelta = timedelta(days=3 * 365)
 
     @classmethod
     def load(cls, settings: Settings) -> "Retention":
         r = load_yaml_checked(settings.policy_file, _SCHEMA)["retention"]
         return cls(timedelta(days=r["raw_payloads_days"]), timedelta(days=r["video_links_days"]),
-                   timedelta(days=r["quarantine_days"]))
+                   timedelta(days=r["quarantine_days"]), timedelta(days=r.get("performance_ratings_days", 3 * 365)))
 
 
 def purge(settings: Settings, now: datetime | None = None, actor: str = "retention") -> dict[str, int]:
@@ -54,6 +56,7 @@ def purge(settings: Settings, now: datetime | None = None, actor: str = "retenti
         "raw_payloads": _batches(settings, lambda s: _raw_payloads(s, now - policy.raw_payloads, now, actor)),
         "video_links": _batches(settings, lambda s: _video_links(s, now - policy.video_links, actor)),
         "inbox": _batches(settings, lambda s: _drained_inbox(s, now - policy.raw_payloads, actor)),
+        "performance_ratings": _batches(settings, lambda s: _ratings(s, now - policy.performance_ratings, actor)),
     }
 
 
@@ -129,4 +132,17 @@ def _drained_inbox(s, before: datetime, actor: str) -> int:
     _tombstones(s, "retention_purge", actor, [
         (f"inbox:{r.id}", {"table": "inbox", "source": r.source, "delivery_id": r.delivery_id, "run_id": r.run_id})
         for r in rows])
+    return len(rows)
+
+
+def _ratings(s, before: datetime, actor: str) -> int:
+    # Performance ratings have their own lifetime (retention.performance_ratings_days), from when they came in.
+    rows = s.execute(select(PerformanceRating.id, PerformanceRating.candidate_id, PerformanceRating.period)
+                     .where(PerformanceRating.recorded_at < before).limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(delete(PerformanceRating).where(PerformanceRating.id.in_([r.id for r in rows])))
+    _tombstones(s, "retention_purge", actor, [
+        (f"performance_rating:{r.id}", {"table": "performance_ratings", "candidate_id": r.candidate_id,
+                                        "period": r.period}) for r in rows])
     return len(rows)

@@ -21,7 +21,7 @@ from hiresync.privacy import identifiers
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
     AuditEvent, Candidate, CandidateVendorId, DimensionScore, IdentityReview, InterviewResult, Outbox, RawPayload,
-    RecordLineage, StatusEvent,
+    PerformanceRating, RecordLineage, StatusEvent,
 )
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring, mask_national_id
@@ -115,6 +115,7 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
         s.execute(delete(StatusEvent).where(or_(StatusEvent.result_id.in_(ids), StatusEvent.candidate_id == cand.id)))
         s.execute(delete(InterviewResult).where(InterviewResult.id.in_(ids)))
         s.execute(delete(CandidateVendorId).where(CandidateVendorId.candidate_id == cand.id))
+        s.execute(delete(PerformanceRating).where(PerformanceRating.candidate_id == cand.id))
         # A review names the candidate it collided with (masked details of this person): it goes too,
         # before the candidate row it references.
         reviews = s.execute(delete(IdentityReview).where(IdentityReview.candidate_id == cand.id)).rowcount

@@ -17,7 +17,8 @@ from hiresync.config.settings import Settings
 from hiresync.config.sources import load_sources
 from hiresync.delivery.targets import competency_resolver
 from hiresync.errors import HireSyncError
-from hiresync.hub.models import DimensionScore, InterviewResult, Outbox, Run, StatusEvent
+from hiresync.hub.models import DimensionScore, InterviewResult, Outbox, PerformanceRating, Run, StatusEvent
+from hiresync.ingest.ratings import ratings_by_candidate
 from hiresync.hub.store import transaction
 from hiresync.mapping.spec import MappingSpec
 
@@ -79,7 +80,7 @@ def load_facts(settings: Settings, start: date | None = None, end: date | None =
         dims = s.execute(select(r.candidate_id, r.position_code, r.vendor, DimensionScore.code, DimensionScore.name,
                                 DimensionScore.score, when, r.id)
                          .join(r, r.id == DimensionScore.result_id).where(where)).all()
-        ratings = _ratings(s)
+        ratings = _ratings(s, settings)
         run_conds = []
         if lo:
             run_conds.append(Run.started_at >= lo)
@@ -110,6 +111,11 @@ def load_facts(settings: Settings, start: date | None = None, end: date | None =
     return Facts(results, events, scores, ratings, runs, outbox, names)
 
 
-def _ratings(s) -> pd.DataFrame:
-    """Performance ratings (绩效) per candidate; none until a ratings source has loaded some."""
-    return pd.DataFrame(columns=["candidate_id", "rating"])
+def _ratings(s, settings: Settings) -> pd.DataFrame:
+    """Performance ratings (绩效) per candidate and period, decrypted here for the correlation only."""
+    if not s.scalar(select(func.count()).select_from(PerformanceRating)):
+        return pd.DataFrame(columns=["candidate_id", "rating"])
+    from hiresync.privacy.keys import hub_keys
+
+    rows = ratings_by_candidate(s, hub_keys(settings))
+    return pd.DataFrame([(c, r) for c, _, r in rows], columns=["candidate_id", "rating"])
