@@ -14,7 +14,8 @@ Definitions (what the report's Chinese labels mean):
   a person reviewed (any workflow event after the AI's decision), the share overturned (the person
   let the candidate go on: re-interviewed, offer or hired).
 - competency vs performance: per position and competency, Spearman's rank correlation between the
-  candidate's competency score (their latest AI result for the position) and their mean
+  competency score of the AI result that led to the hire (`hired` in the status history) and the
+  person's mean
   performance rating, with n and a 95% confidence interval (Fisher z, standard error
   sqrt(1.06 / (n - 3)), Fieller-Hartley-Pearson 1957). Below MIN_N pairs it is "样本不足": no
   coefficient is given, only n.

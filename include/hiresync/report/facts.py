@@ -30,7 +30,7 @@ RESULT_COLUMNS = ["result_id", "candidate_id", "vendor", "position_code", "posit
 class Facts:
     results: pd.DataFrame
     events: pd.DataFrame
-    scores: pd.DataFrame      # candidate_id, position_code, competency, competency_name, score
+    scores: pd.DataFrame      # candidate_id, position_code, competency, score: of results that led to a hire
     ratings: pd.DataFrame     # candidate_id, rating
     runs: pd.DataFrame        # source, pulled, quarantined
     outbox: pd.DataFrame      # source, status, count
@@ -99,6 +99,8 @@ def load_facts(settings: Settings, start: date | None = None, end: date | None =
         names[comp] = comp_name
         rows.append((cand, pos, comp, score, at, rid))
     scores = pd.DataFrame(rows, columns=["candidate_id", "position_code", "competency", "score", "at", "result_id"])
+    # Later performance is performance in the job the person was hired into: only hired results count.
+    scores = scores[scores["result_id"].isin(set(events.loc[events["stage"].eq("hired"), "result_id"]))]
     if not scores.empty:  # the latest result per candidate, position and competency
         scores = (scores.sort_values(["at", "result_id"]).groupby(["candidate_id", "position_code", "competency"])
                   .tail(1).drop(columns=["at", "result_id"]).reset_index(drop=True))
