@@ -116,7 +116,7 @@ def test_a_correlation_is_never_shown_without_its_n(sqlite_settings):
                            "position_code": ["P-SA-001"] * n + ["P-MF-001"] * 12,
                            "competency": ["communication"] * n + ["hands_on"] * 12,
                            "score": [40 + i for i in range(n)] + [50 + i for i in range(12)]})
-    ratings = pd.DataFrame({"candidate_id": range(n), "rating": [1 + (i * 7 % 5) for i in range(n)]})
+    ratings = pd.DataFrame({"candidate_id": range(n), "rating": [1 + (i // 7) for i in range(n)]})
     empty = pd.DataFrame()
     facts = Facts(pd.DataFrame(), empty, scores, ratings, empty, empty, {"communication": "沟通能力", "hands_on": "动手能力"})
     section = render._correlations(facts, {})

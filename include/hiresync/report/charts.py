@@ -9,7 +9,7 @@ from html import escape
 WIDTH = 640
 BAR = 22
 GAP = 8
-LEFT = 170
+LEFT = 230
 COLOURS = ("#2f6fb0", "#e07b39", "#4c9a5b", "#8a63b3", "#c44e52", "#7f7f7f")
 
 
@@ -42,19 +42,25 @@ def scatter(points: list[tuple[float, float]], *, name: str, x_label: str, y_lab
     """Competency score (x, 0-100) against performance rating (y)."""
     w, h, pad = 300, 220, 36
     ys = [y for _, y in points] or [0, 1]
+    xs = [x for x, _ in points] or [0, 100]
     y_lo, y_hi = min(ys), max(ys)
     if y_hi == y_lo:
         y_lo, y_hi = y_lo - 1, y_hi + 1
+    x_lo, x_hi = max(0.0, min(xs) - 5), min(100.0, max(xs) + 5)
+    if x_hi <= x_lo:
+        x_lo, x_hi = 0.0, 100.0
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" data-chart="{_attr(name)}" role="img" '
            f'data-n="{len(points)}" width="{w}" height="{h}" viewBox="0 0 {w} {h}">',
            f'<line x1="{pad}" y1="{h - pad}" x2="{w - 8}" y2="{h - pad}" stroke="#999"/>',
            f'<line x1="{pad}" y1="8" x2="{pad}" y2="{h - pad}" stroke="#999"/>',
            f'<text x="{w / 2}" y="{h - 6}" text-anchor="middle" font-size="11">{escape(x_label)}</text>',
+           f'<text x="{pad}" y="{h - pad + 12}" font-size="9" fill="#777">{x_lo:.0f}</text>',
+           f'<text x="{w - 8}" y="{h - pad + 12}" font-size="9" fill="#777" text-anchor="end">{x_hi:.0f}</text>',
            f'<text x="10" y="{h / 2}" font-size="11" transform="rotate(-90 10 {h / 2})" text-anchor="middle">'
            f'{escape(y_label)}</text>',
            f'<text x="{w - 8}" y="18" text-anchor="end" font-size="11">{escape(caption)}</text>']
     for x, y in points:
-        cx = pad + x / 100 * (w - pad - 12)
+        cx = pad + 4 + (x - x_lo) / (x_hi - x_lo) * (w - pad - 16)
         cy = (h - pad) - (y - y_lo) / (y_hi - y_lo) * (h - pad - 24)
         out.append(f'<circle class="mark" cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{COLOURS[0]}" fill-opacity="0.55" '
                    f'data-value="{_attr(x)},{_attr(y)}"/>')

@@ -146,7 +146,8 @@ def _result_sections(settings: Settings, f: Facts, viewer: Viewer, figures: dict
 
 def _correlations(f: Facts, figures: dict) -> Section:
     explain = ("各岗位每项胜任力得分与入职后绩效的 Spearman 等级相关系数（附样本量 n 和 95% 置信区间）。"
-               f"样本少于 {a.MIN_N} 人时显示“{a.INSUFFICIENT}”，不作为结论。")
+               f"样本少于 {a.MIN_N} 人时显示“{a.INSUFFICIENT}”，不作为结论；散点图只画置信区间不含 0 的组合。"
+               "同时比较很多组合时，偶尔会有个别组合仅因偶然而显得相关，请结合业务判断。")
     corr = a.competency_correlations(f.scores, f.ratings)
     if not corr:
         return Section("correlation", "胜任力与绩效", explain, note="尚无可与面试得分匹配的绩效数据。")
@@ -156,7 +157,8 @@ def _correlations(f: Facts, figures: dict) -> Section:
         name = f.competency_names.get(c.competency, c.competency)
         ci = "—" if c.rho is None else f"[{c.ci_low:.2f}, {c.ci_high:.2f}]"
         rows.append([c.position_code, name, c.n, c.verdict, ci])
-        if c.rho is not None and len(scatters) < MAX_SCATTERS:
+        # a plot only for a finding: n >= MIN_N and an interval that excludes 0
+        if c.rho is not None and (c.ci_low > 0 or c.ci_high < 0) and len(scatters) < MAX_SCATTERS:
             pts = a.correlation_pairs(f.scores, f.ratings, c.position_code, c.competency)
             scatters.append(charts.scatter(pts, name=f"scatter:{c.position_code}:{c.competency}",
                                            x_label=f"{name} 得分", y_label="绩效",
