@@ -21,7 +21,8 @@ _SCHEMA = {
     "properties": {
         "report_access": {
             "type": "object", "additionalProperties": False, "required": ["users"],
-            "properties": {"users": {"type": "object", "additionalProperties": {
+            "properties": {"weekly_user": {"type": "string"}, "link": {"type": "string", "pattern": "^https?://"},
+                           "users": {"type": "object", "additionalProperties": {
                 "type": "object", "additionalProperties": False, "required": ["role"],
                 "properties": {"role": {"enum": list(ROLES)}, "department": {"type": "string", "minLength": 1}},
                 "if": {"properties": {"role": {"const": "department"}}}, "then": {"required": ["department"]},
@@ -66,3 +67,10 @@ def viewer_for(settings: Settings, user: str) -> Viewer:
     if entry is None:
         raise AccessDenied(f"user {user!r} has no report access (policy.yaml report_access.users)")
     return Viewer(user, entry["role"], entry.get("department"))
+
+
+def weekly_settings(settings: Settings) -> tuple[str | None, str | None]:
+    """(the user whose view the weekly report is written for, the link sent with it)."""
+    doc = load_yaml_checked(settings.policy_file, _SCHEMA) if settings.policy_file.exists() else {}
+    section = doc.get("report_access") or {}
+    return section.get("weekly_user"), section.get("link")
