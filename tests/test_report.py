@@ -4,6 +4,7 @@ charts or bare correlations."""
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date
 
@@ -63,6 +64,8 @@ def test_hr_gets_every_panel_offline_with_the_hub_s_numbers(sqlite_settings, tmp
     for label in ("各岗位通过率", "招聘漏斗", "AI 决策与最终结果", "胜任力与绩效", "数据健康", "距上一步天数（中位数）"):
         assert label in html
     assert "张伟强" in html  # HR sees the name of the AI-failed candidate a person let go on
+    for line in out.splitlines():  # HR's copy holds names: its owner's only
+        assert os.stat(line.split(": ", 1)[1]).st_mode & 0o777 == 0o600
     # the workbook has the same tables
     assert {"各岗位通过率", "招聘漏斗", "数据健康", "人工推翻名单"} <= set(wb.sheetnames)
     funnel = [[c.value for c in row] for row in wb["招聘漏斗"].iter_rows()]
