@@ -16,7 +16,8 @@ def test_status_before_any_run(sqlite_settings):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["sources"]["aiview"] == {"state": "active", "state_reason": None, "last_run": None, "watermark": None,
-                                        "quarantine_open": 0, "quarantine_by_reason": {}}
+                                        "quarantine_open": 0, "quarantine_by_reason": {},
+                                        "unmapped_dimensions": []}
 
 
 def test_sync_then_status_show_the_run_its_counts_watermark_and_quarantine(sqlite_settings, aiview):

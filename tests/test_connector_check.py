@@ -12,7 +12,7 @@ from simulators.zhiping import LIST_PATH, ZhiPingSimulator
 from tests.helpers import REPO, connect, leaks, personal_values
 
 runner = CliRunner()
-CHECKS = ["configuration", "credentials", "one page reads", "records map", "optional paths", "far-future watermark",
+CHECKS = ["configuration", "credentials", "one page reads", "records map", "optional paths", "dimension competencies", "far-future watermark",
           "two reads agree"]
 
 
@@ -34,7 +34,7 @@ def test_every_check_passes_against_both_reference_vendors(sqlite_settings, aivi
 
         text = runner.invoke(app, ["connector", "check", "zhiping"]).output
         assert "PASS  records map" in text and "100 records from GET /open/v1/interview/list" in text
-        assert text.strip().endswith("result: PASS (7 passed)")
+        assert text.strip().endswith("result: PASS (8 passed)")
         assert leaks(text, zhiping_values(zp)) == []
     # Reads only: nothing was staged, loaded or watermarked.
     assert not sqlite_settings.staging_dir.exists()

@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[1] / "include" / "hiresync"
 
 # Bottom to top. A folder may import itself and anything earlier in this list, nothing later.
 LAYERS = ["errors", "jsonfast", "background_server", "config", "hub", "privacy", "ingest", "mapping",
-          "contract", "delivery", "load", "audit", "monitor", "pipeline", "tools",
+          "contract", "delivery", "load", "audit", "monitor", "report", "pipeline", "tools",
           "cli", "demo", "dev_airflow"]
 
 

@@ -27,7 +27,8 @@ def count(settings, model, *where) -> int:
 
 def test_nothing_is_purged_before_its_time(settings, aiview):
     run_source("aiview", settings)
-    assert purge(settings) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0, "outbox_bodies": 0, "staging": 0}
+    assert purge(settings) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0, "outbox_bodies": 0,
+                               "staging": 0, "performance_ratings": 0}
 
 
 def test_expired_data_is_purged_with_tombstones_and_lineage_survives(settings, aiview):
@@ -44,7 +45,8 @@ def test_expired_data_is_purged_with_tombstones_and_lineage_survives(settings, a
     assert count(settings, Quarantine) == 0
     assert count(settings, RecordLineage) == summary["pulled"]  # hashes and outcomes stay for the audit
     assert count(settings, AuditEvent, AuditEvent.kind == "retention_purge") == sum(done.values())
-    assert purge(settings, now=later) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0, "outbox_bodies": 0, "staging": 0}  # idempotent
+    assert purge(settings, now=later) == {"quarantine": 0, "raw_payloads": 0, "video_links": 0, "inbox": 0,
+                                          "outbox_bodies": 0, "staging": 0, "performance_ratings": 0}  # idempotent
 
 
 def test_an_open_quarantine_keeps_its_payload_until_the_quarantine_expires(sqlite_settings, aiview, tmp_path, monkeypatch):

@@ -111,6 +111,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         typer.echo(f"  quarantine:  {src['quarantine_open']} open"
                    + (f" ({', '.join(f'{k} {v}' for k, v in sorted(src['quarantine_by_reason'].items()))})"
                       if src['quarantine_by_reason'] else ""))
+        if src.get("unmapped_dimensions"):
+            typer.echo(f"  competency:  {len(src['unmapped_dimensions'])} dimension codes map to no competency "
+                       f"(kept under the vendor's code): {', '.join(src['unmapped_dimensions'])}")
         run = src["last_run"]
         typer.echo("  last run:    (none yet)" if run is None else "  last run:    " + _run_text(run).replace("\n", "\n  "))
     pending = doc["outbox_pending"]
@@ -120,6 +123,53 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     typer.echo(f"\nopen issues: {len(doc['issues']) or 'none'}")
     for issue in doc["issues"]:
         typer.echo(f"  {issue['code']} [{issue['scope']} {issue['subject']}]: {issue['detail']}")
+
+
+ratings_app = typer.Typer(help="Performance ratings (绩效) from the EHR, for the HR analytics.")
+app.add_typer(ratings_app, name="ratings")
+
+
+@ratings_app.command("import")
+@_guarded
+def ratings_import(folder: Path = typer.Option(None, "--folder", help="drop folder (default var/drops/performance)")) -> None:
+    """Read new rating files (resident_id,candidate_key,period,rating); bad rows go to quarantine."""
+    from hiresync.ingest.ratings import import_drop
+
+    r = import_drop(_hub_settings(), folder)
+    typer.echo(f"files {r.files} (already read: {len(r.skipped_files)}), rows {r.rows}: loaded {r.loaded}, "
+               f"quarantined {r.quarantined}" + (f" ({', '.join(f'{k} {v}' for k, v in sorted(r.reasons.items()))})"
+                                                  if r.reasons else ""))
+
+
+@app.command()
+@_guarded
+def report(start: str = typer.Option(None, "--from", help="first day (YYYY-MM-DD, the group's time zone)"),
+           end: str = typer.Option(None, "--to", help="last day (YYYY-MM-DD), inclusive"),
+           department: str = typer.Option(None, "--department", help="one department only"),
+           out: Path = typer.Option(None, "--out", help="folder for the files (default var/reports)"),
+           user: str = typer.Option(..., "--user", help="who reads it: a user of policy.yaml report_access")) -> None:
+    """The HR report: one offline HTML file with charts and an Excel workbook with the same tables."""
+    from datetime import date
+
+    from hiresync.errors import HireSyncError
+    from hiresync.report.access import viewer_for
+    from hiresync.report.render import build, local_stamp, write
+
+    def day(name: str, value: str | None) -> date | None:
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise HireSyncError(f"{name}: not a date (rule: YYYY-MM-DD)") from None
+
+    first, last = day("--from", start), day("--to", end)
+    if first and last and first > last:
+        raise HireSyncError("--from: after --to (rule: the period must not be empty)")
+    settings = _hub_settings()
+    doc = build(settings, viewer_for(settings, user), first, last, department)
+    html_path, xlsx_path = write(doc, out or settings.var_dir / "reports", f"hr-report-{local_stamp(settings)}")
+    typer.echo(f"report: {html_path}\nworkbook: {xlsx_path}")
 
 
 @app.command()

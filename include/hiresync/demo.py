@@ -36,10 +36,48 @@ def main(count: int = 2000, rescore: int = 50) -> int:
         print(f"\n== The vendor re-scores {len(ids)} interviews; run 2 pulls only what changed ==")
         if not _show(settings, _run(dag, log_file)):
             return 1
+        records = sim.records()
+    print("\n== After the AI interview: re-interviews, offers, hires, and later the performance ratings ==")
+    story = hiring_story(settings, records)
+    print(f"  group HR status feed  {story['feed']['recorded']} status changes recorded "
+          f"({story['hired']} hired, people overrode the AI on {story['overridden']} failed interviews)")
+    r = story["ratings"]
+    print(f"  performance ratings   {r.loaded} loaded from the EHR's file drop, {r.quarantined} quarantined "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(r.reasons.items()))})")
+    html_path, xlsx_path = story["report"]
     with _output_to(log_file):
         pass  # flush whatever Airflow still had buffered into the log, not onto the screen
     _where(settings, log_file)
+    print("\n== The HR report ==")
+    print(f"  HTML (open it in a browser, works offline)  {html_path}")
+    print(f"  Excel (the same tables)                     {xlsx_path}")
     return 0
+
+
+def hiring_story(settings, records: list[dict], vendor: str = SOURCE) -> dict:
+    """The group HR system's status feed (simulator) pulled into the hub, the EHR's rating file
+    imported, and the HR report written for HR (policy.yaml user hr_admin)."""
+    from simulators.hrtargets import GroupHRSimulator
+    from simulators.story import advance_funnel, write_ratings
+
+    from hiresync.delivery.workflow import pull
+    from hiresync.ingest.ratings import drop_folder, import_drop
+    from hiresync.report.access import viewer_for
+    from hiresync.report.render import build, local_stamp, write
+
+    with GroupHRSimulator() as grouphr:
+        os.environ["AIRFLOW_CONN_HIRESYNC_GROUPHR"] = json.dumps(
+            {"conn_type": "http", "host": grouphr.url, "login": grouphr.client_id, "password": grouphr.client_secret})
+        hired = advance_funnel(records, grouphr, vendor=vendor)
+        overridden = len({c["externalKey"] for c in grouphr.status_changes if c["stage"] == "REINTERVIEWED"} & {
+            f"{vendor}:{r['result_id']}" for r in records if r.get("evaluation", {}).get("result") == "fail"})
+        feed = pull(settings, "grouphr")
+    write_ratings(hired, drop_folder(settings))
+    ratings = import_drop(settings)
+    report = build(settings, viewer_for(settings, "hr_admin"))
+    paths = write(report, settings.var_dir / "reports", f"hr-report-{local_stamp(settings)}")
+    return {"feed": feed, "hired": len(hired), "overridden": overridden, "ratings": ratings, "report": paths,
+            "figures": report.figures}
 
 
 @contextmanager

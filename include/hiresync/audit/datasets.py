@@ -21,7 +21,7 @@ from hiresync.config.settings import Settings
 
 HUB_LOAD_TABLES = ("raw_payloads", "quarantine", "candidates", "candidate_vendor_ids", "interview_results",
                    "dimension_scores", "outbox", "record_lineage", "mapping_versions", "runs", "watermarks")
-EHR_TABLES = ("ehr_candidates", "ehr_interview_results")
+EHR_TABLES = ("ehr_candidates", "ehr_interview_results", "ehr_dimension_scores")
 STEPS = ("extract", "validate", "map", "load", "deliver", "publish")
 
 

@@ -23,6 +23,8 @@ class Settings:
     # 2,000 keeps a run under 400 MB; larger batches spread Great Expectations' fixed cost per
     # validation (a few tenths of a second) over more rows, at about 50 MB per extra 1,000.
     batch_size: int = 2000
+    # The group's time zone: what the EHR and the HR report show interview times in (beside UTC).
+    timezone: str = "Asia/Shanghai"
 
     @property
     def staging_dir(self) -> Path:
@@ -45,12 +47,23 @@ class Settings:
             sources_file=Path(os.environ.get("HIRESYNC_SOURCES", home / "sources.yaml")),
             policy_file=Path(os.environ.get("HIRESYNC_POLICY", home / "policy.yaml")),
             batch_size=_positive_int("HIRESYNC_BATCH_SIZE", 2000),
+            timezone=_time_zone(os.environ.get("HIRESYNC_TIMEZONE") or "Asia/Shanghai"),
         )
 
     def resolve(self, relative: str | Path) -> Path:
         """Paths in config files are relative to the project home."""
         p = Path(relative)
         return p if p.is_absolute() else self.home / p
+
+
+def _time_zone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"HIRESYNC_TIMEZONE must be an IANA time zone such as Asia/Shanghai, got {name!r}") from None
+    return name
 
 
 def _positive_int(name: str, default: int) -> int:

@@ -357,3 +357,20 @@ class KeyVersionCheck(Base):
     version: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     fingerprint: Mapped[str] = mapped_column(String(64))
     registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PerformanceRating(Base):
+    """A performance rating (绩效) of a hired candidate for one period, from the EHR's file drop.
+
+    Minimised: the person is the candidate row matched by blind index (no ID number is stored
+    here); the rating itself is personal data and is stored encrypted. Its own retention
+    (policy.yaml retention.performance_ratings_days)."""
+
+    __tablename__ = "performance_ratings"
+    __table_args__ = (UniqueConstraint("candidate_id", "period", name="uq_performance_rating"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
+    period: Mapped[str] = mapped_column(String(16))  # 2026, 2026-H1, 2026-Q3 or 2026-07
+    rating_enc: Mapped[str] = mapped_column(Text)
+    file_drop_id: Mapped[int | None] = mapped_column(ForeignKey("file_drops.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

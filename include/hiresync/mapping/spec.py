@@ -87,6 +87,8 @@ _SCHEMA = {
             "properties": {"path": {"type": "string"},
                            "fields": {"$ref": "#/$defs/fields", "propertyNames": {"enum": list(DIMENSION_FIELDS)}}},
         },
+        # The vendor's dimension code or name -> the group's competency code (competencies.yaml).
+        "competencies": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
     },
 }
 
@@ -172,6 +174,7 @@ class MappingSpec:
     dimensions_path: str | None
     dimension_fields: tuple[FieldSpec, ...]
     file: str
+    competencies: dict = field(default_factory=dict)  # vendor dimension code or name -> competency code
 
     @classmethod
     def load(cls, path: Path) -> "MappingSpec":
@@ -193,7 +196,15 @@ class MappingSpec:
                    fields=fields, dimensions_path=dims.get("path"),
                    dimension_fields=tuple(FieldSpec.parse(k, v, where, f"dimensions.fields.{k}")
                                           for k, v in dims.get("fields", {}).items()),
-                   file=str(path))
+                   file=str(path), competencies={str(k): v for k, v in (doc.get("competencies") or {}).items()})
+
+    def competency_of(self, code: str | None, name: str | None = None) -> str | None:
+        """The group competency a vendor dimension belongs to (a rule on its code, else on its
+        name), or None when no rule maps it: it is then kept under the vendor's code and flagged."""
+        for key in (code, name):
+            if key is not None and str(key) in self.competencies:
+                return self.competencies[str(key)]
+        return None
 
     @cached_property
     def fingerprint(self) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from hiresync.contract.data_docs import docs_dir
-from hiresync.hub.models import Outbox, Quarantine, Run, SourceState, Watermark
+from hiresync.errors import HireSyncError
+from hiresync.hub.models import DimensionScore, InterviewResult, Outbox, Quarantine, Run, SourceState, Watermark
+from hiresync.mapping.competency import unmapped
+from hiresync.mapping.spec import MappingSpec
 from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings, safe_url
 from hiresync.config.sources import load_sources
@@ -31,6 +34,7 @@ def status(settings: Settings) -> dict:
                 "watermark": mark.cursor_value.isoformat() if mark else None,
                 "quarantine_open": sum(quarantine.values()),
                 "quarantine_by_reason": quarantine,
+                "unmapped_dimensions": _unmapped_dimensions(s, sources[name].mapping),
             }
         out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
             Outbox.status == "pending").group_by(Outbox.target)).all())
@@ -39,6 +43,18 @@ def status(settings: Settings) -> dict:
     sync = sync_status(settings)
     out["sync"], out["issues"] = {"sources": sync["sources"], "targets": sync["targets"]}, sync["issues"]
     return out
+
+
+def _unmapped_dimensions(s, mapping_file) -> list[str]:
+    """Vendor dimension codes in the hub that the source's mapping maps onto no competency."""
+    try:
+        mapping = MappingSpec.load(mapping_file)
+    except HireSyncError:
+        return []  # a broken mapping is reported by the sync itself
+    dims = s.execute(select(DimensionScore.code, DimensionScore.name).join(
+        InterviewResult, InterviewResult.id == DimensionScore.result_id).where(
+        InterviewResult.vendor == mapping.vendor).distinct()).all()
+    return unmapped(mapping, dims)
 
 
 def _data_docs(settings: Settings) -> str | None:

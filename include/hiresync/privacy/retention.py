@@ -17,7 +17,9 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 
 from hiresync.config.files import load_yaml_checked
-from hiresync.hub.models import AuditEvent, InboxDelivery, InterviewResult, Outbox, Quarantine, RawPayload
+from hiresync.hub.models import (
+    AuditEvent, InboxDelivery, InterviewResult, Outbox, PerformanceRating, Quarantine, RawPayload,
+)
 from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings
 
@@ -30,7 +32,8 @@ _SCHEMA = {
             "additionalProperties": False,
             "required": ["raw_payloads_days", "video_links_days", "quarantine_days"],
             "properties": {k: {"type": "integer", "minimum": 1}
-                           for k in ("raw_payloads_days", "video_links_days", "quarantine_days", "staging_days")},
+                           for k in ("raw_payloads_days", "video_links_days", "quarantine_days", "staging_days",
+                                     "performance_ratings_days")},
         },
     },
     "required": ["retention"],
@@ -43,12 +46,14 @@ class Retention:
     video_links: timedelta
     quarantine: timedelta
     staging: timedelta = timedelta(days=7)
+    performance_ratings: timedelta = timedelta(days=3 * 365)
 
     @classmethod
     def load(cls, settings: Settings) -> "Retention":
         r = load_yaml_checked(settings.policy_file, _SCHEMA)["retention"]
         return cls(timedelta(days=r["raw_payloads_days"]), timedelta(days=r["video_links_days"]),
-                   timedelta(days=r["quarantine_days"]), timedelta(days=r.get("staging_days", 7)))
+                   timedelta(days=r["quarantine_days"]), timedelta(days=r.get("staging_days", 7)),
+                   timedelta(days=r.get("performance_ratings_days", 3 * 365)))
 
 
 def purge(settings: Settings, now: datetime | None = None, actor: str = "retention") -> dict[str, int]:
@@ -63,6 +68,7 @@ def purge(settings: Settings, now: datetime | None = None, actor: str = "retenti
         "outbox_bodies": _batches(settings, lambda s: _outbox_bodies(
             s, now - min(policy.raw_payloads, policy.video_links), actor)),
         "staging": _staging(settings, now - policy.staging, actor),
+        "performance_ratings": _batches(settings, lambda s: _ratings(s, now - policy.performance_ratings, actor)),
     }
 
 
@@ -182,3 +188,16 @@ def _staging(settings: Settings, before: datetime, actor: str) -> int:
         with transaction(settings.hub_url) as s:
             _tombstones(s, "retention_purge", actor, [(f"staging:{name}", {"table": "staging"}) for name in gone])
     return len(gone)
+
+
+def _ratings(s, before: datetime, actor: str) -> int:
+    # Performance ratings have their own lifetime (retention.performance_ratings_days), from when they came in.
+    rows = s.execute(select(PerformanceRating.id, PerformanceRating.candidate_id, PerformanceRating.period)
+                     .where(PerformanceRating.recorded_at < before).limit(BATCH)).all()
+    if not rows:
+        return 0
+    s.execute(delete(PerformanceRating).where(PerformanceRating.id.in_([r.id for r in rows])))
+    _tombstones(s, "retention_purge", actor, [
+        (f"performance_rating:{r.id}", {"table": "performance_ratings", "candidate_id": r.candidate_id,
+                                        "period": r.period}) for r in rows])
+    return len(rows)

@@ -18,6 +18,7 @@ from connectors.rest.source import RestSource
 from connectors.webhook.profile import WebhookProfile
 from hiresync.config.connections import get_connection
 from hiresync.errors import HireSyncError
+from hiresync.mapping.competency import load_model, unmapped
 from hiresync.mapping.spec import MappingSpec
 from hiresync.pipeline.context import RunContext
 from hiresync.pipeline.extract import payload_hash
@@ -68,6 +69,7 @@ def check_source(source: str, settings: Settings, max_fail_share: float | None =
     share = ctx.source.drift_threshold if max_fail_share is None else max_fail_share
     checks.append(_mapping_check(first, mapping, rest, share))
     checks.append(_absent_paths_check(first, mapping))
+    checks.append(_competency_check(first, mapping, settings))
 
     try:
         future = datetime.now(timezone.utc) + FAR_FUTURE
@@ -165,6 +167,27 @@ def _absent_paths_check(records: list[dict], mapping: MappingSpec) -> Check:
     if not absent:
         return Check("optional paths", "pass", f"every mapped path is present in some of the {len(objects)} records")
     return Check("optional paths", "warn", f"absent from all {len(objects)} records (a typo?): {', '.join(absent)}")
+
+
+def _competency_check(records: list[dict], mapping: MappingSpec, settings: Settings) -> Check:
+    """Each sampled dimension maps onto the group's competency model (competencies.yaml). A dimension
+    no rule maps is kept under the vendor's code, but it cannot be compared across vendors: a warning."""
+    try:
+        model = load_model(settings)
+        model.check_mapping(mapping)
+    except HireSyncError as exc:
+        return Check("dimension competencies", "fail", str(exc))
+    dims = [(d.get("code"), d.get("name")) for payload in records for d in (mapping.map(payload)[0] or {}).get(
+        "dimensions", [])]
+    if not dims:
+        return Check("dimension competencies", "skip", "no dimension scores in the sampled records")
+    missing = unmapped(mapping, dims)
+    if missing:
+        return Check("dimension competencies", "warn",
+                     f"{len(missing)} vendor dimension codes map to no competency (kept under the vendor's code; "
+                     f"add them to the mapping's competencies:): {', '.join(missing)}")
+    return Check("dimension competencies", "pass",
+                 f"all {len({c for c, _ in dims})} dimension codes map onto the competency model")
 
 
 def _fingerprint(records: list[dict], mapping: MappingSpec) -> list[tuple[str | None, str]]:

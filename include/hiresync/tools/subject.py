@@ -40,7 +40,7 @@ from hiresync.config.settings import Settings
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
     AuditEvent, Candidate, CandidateVendorId, DimensionScore, IdentityReview, InboxDelivery, InterviewResult, Outbox,
-    Quarantine, RawPayload, RecordLineage, Run, StatusEvent,
+    PerformanceRating, Quarantine, RawPayload, RecordLineage, Run, StatusEvent,
 )
 from hiresync.hub.store import transaction
 from hiresync.ingest.staging import Staging
@@ -347,9 +347,10 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
         _delete_ids(s, InboxDelivery, [row.id for row, _ in h.inbox])
         if cand is not None:
             s.execute(delete(CandidateVendorId).where(CandidateVendorId.candidate_id == cand.id))
+            s.execute(delete(PerformanceRating).where(PerformanceRating.candidate_id == cand.id))
             s.delete(cand)
         ck = cand.candidate_key if cand else None
-        if ck:
+        if ck and targets:  # nobody received anything of this person: nobody to ask
             s.execute(insert(Outbox.__table__), [
                 dict(target=t, kind="erase", result_id=None, result_version=0, status="pending",
                      run_id=f"erase:{operator}",

@@ -1,0 +1,1 @@
+"""HR analytics computed from the hub, and the report HR reads (HTML + Excel)."""
