@@ -53,7 +53,9 @@ def build(source: str, cfg: dict):
         is_paused_upon_creation=cfg.get("paused", False),
         tags=["hiresync", "source"],
         default_args={"retries": 2, "retry_delay": timedelta(seconds=float(os.environ.get("HIRESYNC_RETRY_DELAY", 60))),
-                      "on_failure_callback": _alert},  # after the last retry, per failed step
+                      "on_failure_callback": _alert,  # after the last retry, per failed step
+                      # each step logs its own one-line summary (hiresync.monitor.progress) instead
+                      "show_return_value_in_logs": False},
         doc_md=__doc__,
     )
     def sync():

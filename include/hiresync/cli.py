@@ -76,16 +76,17 @@ def init() -> None:
 @_guarded
 def sync(source: str = typer.Argument(..., help="source name from sources.yaml"),
          as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON")) -> None:
-    """Run one source end to end (extract, validate, map, load, deliver) without Airflow."""
+    """Run one source end to end (extract, validate, map, load, deliver) without Airflow: a progress
+    bar per step on a terminal, plain lines otherwise (on stderr with --json)."""
+    from hiresync.monitor.progress import cli_reporter
     from hiresync.pipeline.runner import run_source
 
     settings = _hub_settings()
-
-    def progress(step: str, result: dict) -> None:
-        if not as_json:
-            typer.echo(f"  {step:<9} {_brief(result)}")
-
-    summary = run_source(source, settings, on_step=progress)
+    reporter = cli_reporter(as_json)
+    try:
+        summary = run_source(source, settings, reporter=reporter)
+    finally:
+        reporter.close()
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2) if as_json else _run_text(summary))
 
 
