@@ -6,7 +6,7 @@ dashboard, a check that a source delivered what it pulled."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import reduce
 from operator import or_
 from pathlib import Path
@@ -54,7 +54,7 @@ _SOURCES = sorted(check_sources(SOURCES_FILE, HOME)["sources"])
     catchup=False,
     max_active_runs=1,
     tags=["hiresync", "example"],
-    default_args={"retries": 2, "retry_delay": 30, "show_return_value_in_logs": False},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "show_return_value_in_logs": False},
     doc_md=__doc__,
 )
 def results_digest():

@@ -63,6 +63,11 @@ def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
     from hiresync.errors import HireSyncError
 
     message = str(exc) if isinstance(exc, (HireSyncError, SourceError)) else type(exc).__name__
+    # The task log's own line on the cause (Airflow's traceback follows; this one is short and clean).
+    from hiresync.monitor.progress import log
+    from hiresync.privacy.pii import mask_text
+
+    log.error("%s %s failed: %s", step, ctx.source.name, mask_text(message))
     try:
         with ctx.transaction() as s:
             run = s.get(Run, ctx.run_id)
