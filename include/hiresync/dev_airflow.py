@@ -153,10 +153,16 @@ def plan(mode: str, env: dict[str, str]) -> Deployment:
     d.processes["dag-processor"] = "exec airflow dag-processor"
     d.processes["triggerer"] = f"{wait} airflow triggerer"
     if mode == "celery":
-        for n, log_port in enumerate(WORKER_LOG_PORTS, start=1):
-            # Own hostname (Celery and the task-instance hostname), own log-server port on one host.
-            d.processes[f"worker{n}"] = (f"{wait} env AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT={log_port} "
-                                         f"airflow celery worker --celery-hostname worker{n}@%h")
+        ports = [int(p) for p in env.get("HIRESYNC_WORKER_LOG_PORTS", "").split(",") if p] or WORKER_LOG_PORTS
+        for n, log_port in enumerate(ports, start=1):
+            # Own hostname (Celery's, and the one task instances record), own log-server port on one
+            # host. A worker that dies is started again, up to 5 times, as a service manager would
+            # (its lost task is retried meanwhile, on the other worker or on it); Ctrl-C stops both.
+            worker = (f"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT={log_port} HIRESYNC_WORKER_HOSTNAME=worker{n} "
+                      "AIRFLOW__CORE__HOSTNAME_CALLABLE=hiresync.dev_airflow.worker_hostname "
+                      f"airflow celery worker --celery-hostname worker{n}@%h")
+            d.processes[f"worker{n}"] = (f"{wait.removesuffix(' && exec')} && "
+                                         f"for try in 1 2 3 4 5 6; do {worker}; sleep 2; done")
     return d
 
 
@@ -236,6 +242,13 @@ def wait_api(url: str, timeout: float = 180) -> int:
         time.sleep(1)
     print(f"the api-server at {url} did not answer within {timeout:.0f} s", file=sys.stderr)
     return 1
+
+
+def worker_hostname() -> str:
+    """[core] hostname_callable of the workers: their own name when several share one host."""
+    import socket
+
+    return os.environ.get("HIRESYNC_WORKER_HOSTNAME") or socket.getfqdn()
 
 
 def airflow_process(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
