@@ -18,7 +18,8 @@ def _task_block(text: str, task_id: str) -> list[str]:
     return text[start:end].splitlines()
 
 
-def test_validate_task_log_has_the_summary_and_no_library_noise(airflow_db, sqlite_settings, aiview, capfd, monkeypatch):
+def test_validate_task_log_has_the_summary_and_no_library_noise(airflow_db, sqlite_settings, aiview, capfd, caplog,
+                                                                monkeypatch):
     from airflow.utils.state import DagRunState
 
     from hiresync.monitor.progress import LINE_WIDTH
@@ -27,14 +28,16 @@ def test_validate_task_log_has_the_summary_and_no_library_noise(airflow_db, sqli
     monkeypatch.setenv("HIRESYNC_BATCH_SIZE", "100")
     dag_run = dagbag().dags["hiresync_sync_aiview"].test()
     assert dag_run.state == DagRunState.SUCCESS
-    text = capfd.readouterr().out
+    # Airflow's console handler (stdout) if it is set up in this process, else pytest's log capture.
+    out = capfd.readouterr().out
+    text = out if "[DAG TEST] starting task_id=validate " in out else caplog.text
 
     validate = _task_block(text, "validate")
     noise = [line for line in validate if any(n in line for n in _NOISE)]
     assert not noise, noise[:3]
     summary = [line for line in validate if "validate aiview: rows 315, known 0, failed rows 15" in line]
     assert len(summary) == 1, validate
-    message = re.search(r"\] (validate aiview: .*?) +\[hiresync\.run\]", summary[0]).group(1)
+    message = re.search(r"(validate aiview: .*?\(\d+\.\d s\))", summary[0]).group(1)
     assert len(message) <= LINE_WIDTH
     progress = [line for line in validate if re.search(r"validate aiview: [\d,]+ of 315 records \(\d+%\), batches \d+", line)]
     assert progress, validate  # batch by batch with a rate

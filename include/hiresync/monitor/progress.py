@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from typing import Callable
 
 log = logging.getLogger("hiresync.run")
@@ -37,16 +38,27 @@ _LONG_KEYS = {"source", "run_id", "since", "max_cursor", "pulled_since", "waterm
               "mapping_version"}
 
 
-def quiet_libraries() -> None:
-    """Raise the noisy libraries' log levels (idempotent). Call before Great Expectations is imported:
-    its registration lines are logged at import time."""
+@contextmanager
+def quiet_libraries():
+    """While a step runs: the noisy libraries' log levels raised, GX's import warnings ignored; all
+    put back afterwards (the process may be a test or a CLI that wants them). Enter it before Great
+    Expectations is imported: its registration lines are logged at import time."""
+    saved = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    saved_log = log.level
     for name, level in NOISY_LOGGERS.items():
         logger = logging.getLogger(name)
-        if logger.level < level:
+        if logger.getEffectiveLevel() < level:
             logger.setLevel(level)
-    # GX imports deprecated stdlib modules (sre_constants, sre_parse): two warnings per task, nobody's to fix.
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"great_expectations(\.|$)")
     log.setLevel(logging.INFO)
+    with warnings.catch_warnings():
+        # GX imports deprecated stdlib modules (sre_constants, sre_parse): two warnings per task, nobody's to fix.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"great_expectations(\.|$)")
+        try:
+            yield
+        finally:
+            for name, level in saved.items():
+                logging.getLogger(name).setLevel(level)
+            log.setLevel(saved_log)
 
 
 def brief(result: dict) -> str:

@@ -82,7 +82,11 @@ def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
 def run_step(source: str, run_id: str, step: str) -> dict:
     """One step by name: what each Airflow task calls. The task log gets progress every few seconds
     and one summary line, without the libraries' noise."""
-    quiet_libraries()
+    with quiet_libraries():
+        return _run_step(source, run_id, step)
+
+
+def _run_step(source: str, run_id: str, step: str) -> dict:
     ctx = RunContext.open(source, run_id)
     ctx.reporter = LogReporter()
     if step == "data_docs":  # the DAG's last task, run whatever the other tasks did
