@@ -15,7 +15,7 @@ export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(CURDIR)/var/airflow/ai
 export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(CURDIR)/var/lineage/openlineage.ndjson", "append": true}
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: setup demo test bench airflow clean
+.PHONY: setup demo test bench airflow airflow-celery clean
 
 # The virtualenv is rebuilt only when the lock file or the package metadata changes.
 $(STAMP): requirements.txt pyproject.toml
@@ -43,9 +43,15 @@ bench: setup
 	$(BIN)/python bench/pii.py $(PII_BENCH_ARGS)
 	$(BIN)/python bench/relay.py $(RELAY_BENCH_ARGS)
 
-# Airflow UI at http://localhost:8080 with the simulator behind the aiview connection.
+# Airflow UI at http://localhost:8080 with the simulators behind their connections (LocalExecutor).
 airflow: setup
-	$(BIN)/python -m hiresync.dev_airflow
+	$(BIN)/python -m hiresync.dev_airflow local
+
+# The same on a distributed deployment: PostgreSQL metadata + hub, Redis broker, two Celery workers
+# (README, "Deploy on real hosts"). Needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379.
+airflow-celery: setup
+	AIRFLOW_HOME=$(CURDIR)/var/airflow-celery HIRESYNC_VAR=$${HIRESYNC_VAR:-$(CURDIR)/var} \
+	  $(BIN)/python -m hiresync.dev_airflow celery
 
 clean:
 	rm -rf var

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import dag, task
 
@@ -22,7 +22,9 @@ def _alert(context) -> None:
     catchup=False,
     max_active_runs=1,
     tags=["hiresync", "housekeeping"],
-    default_args={"on_failure_callback": _alert},
+    # Retries: a try that meets the hub or the api-server restarting is not a failure yet.
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "on_failure_callback": _alert,
+                  "show_return_value_in_logs": False},
     doc_md=__doc__,
 )
 def housekeeping():

@@ -21,6 +21,16 @@ HOME = Path(os.environ.get("HIRESYNC_HOME", Path(__file__).resolve().parents[1])
 SOURCES_FILE = Path(os.environ.get("HIRESYNC_SOURCES", HOME / "sources.yaml"))
 
 
+# What each run's Asset event carries in `extra` (dags/hiresync_results_digest.py reads it).
+ASSET_EXTRA = ("run_id", "source", "status", "pulled", "inserted", "updated", "unchanged", "quarantined", "delivered",
+               "mapping_version", "watermark_after")
+
+
+def results_asset(source: str) -> Asset:
+    """The Asset a source's sync DAG updates once per successful run."""
+    return Asset(uri=f"hiresync://hub/interview_results/{source}", name=f"hiresync_{source}_results")
+
+
 def _run_id(source: str) -> str:
     return f"{source}__{get_current_context()['run_id']}"
 
@@ -39,7 +49,7 @@ def _alert(context) -> None:
 
 
 def build(source: str, cfg: dict):
-    results = Asset(uri=f"hiresync://hub/interview_results/{source}", name=f"hiresync_{source}_results")
+    results = results_asset(source)
     # OpenLineage inputs/outputs of each task: vendor endpoint, staging, hub tables, targets.
     io = airflow_lineage(source, cfg)
 
@@ -53,7 +63,9 @@ def build(source: str, cfg: dict):
         is_paused_upon_creation=cfg.get("paused", False),
         tags=["hiresync", "source"],
         default_args={"retries": 2, "retry_delay": timedelta(seconds=float(os.environ.get("HIRESYNC_RETRY_DELAY", 60))),
-                      "on_failure_callback": _alert},  # after the last retry, per failed step
+                      "on_failure_callback": _alert,  # after the last retry, per failed step
+                      # each step logs its own one-line summary (hiresync.monitor.progress) instead
+                      "show_return_value_in_logs": False},
         doc_md=__doc__,
     )
     def sync():
@@ -79,7 +91,11 @@ def build(source: str, cfg: dict):
 
         @task(inlets=io["publish"]["inlets"], outlets=[results, *io["publish"]["outlets"]])
         def publish(_: dict) -> dict:
-            return _step(source, "publish")
+            summary = _step(source, "publish")
+            # The Asset event says what the run did, so a downstream DAG learns it without the hub
+            # (counts and ids only: nothing personal rides on an event).
+            get_current_context()["outlet_events"][results].extra = {k: summary.get(k) for k in ASSET_EXTRA}
+            return summary
 
         # Data Docs are rebuilt once per run, after the rest, whatever the outcome (a frozen run
         # is when they matter most); one task, so no two writers share the docs folder.

@@ -7,7 +7,7 @@ hiresync_grouphr exists."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import dag, task
 
@@ -20,6 +20,7 @@ from airflow.sdk import dag, task
     catchup=False,
     max_active_runs=1,
     is_paused_upon_creation=True,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1), "show_return_value_in_logs": False},
     tags=["hiresync", "workflow"],
     doc_md=__doc__,
 )

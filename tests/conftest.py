@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -144,3 +145,21 @@ def airflow_db():
     """Airflow's own metadata DB (SQLite, a temp AIRFLOW_HOME), migrated once per session."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ)
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_on_a_closed_stream():
+    """dag.test() points Airflow's log handlers at the stream of the moment; under capfd/CliRunner that
+    stream is closed after the test, and every later log record then prints "--- Logging error ---"
+    into the next test's captured output. Drop such handlers before and after each test."""
+    def drop():
+        loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                           if isinstance(lg, logging.Logger)]
+        for logger in loggers:
+            for handler in list(logger.handlers):
+                if getattr(getattr(handler, "stream", None), "closed", False):
+                    logger.removeHandler(handler)
+
+    drop()
+    yield
+    drop()

@@ -15,7 +15,8 @@ def test_status_before_any_run(sqlite_settings):
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc["sources"]["aiview"] == {"state": "active", "state_reason": None, "last_run": None, "watermark": None,
+    assert doc["sources"]["aiview"] == {"state": "not_synced", "reason": "no run yet", "dead_letters": 0, "issues": [],
+                                        "last_run": None, "watermark": None,
                                         "quarantine_open": 0, "quarantine_by_reason": {},
                                         "unmapped_dimensions": []}
 
@@ -40,6 +41,6 @@ def test_sync_then_status_show_the_run_its_counts_watermark_and_quarantine(sqlit
 
 def test_unknown_source_is_one_clear_line(sqlite_settings):
     result = runner.invoke(app, ["sync", "nosuch"])
-    assert result.exit_code == 1
-    assert "sources.nosuch: no such source; configured: aiview, dept_reinterview, kuaipin, zhiping" in result.output
+    assert result.exit_code == 2  # a usage error, like any other bad argument
+    assert "no source 'nosuch' in sources.yaml; configured: aiview, dept_reinterview, kuaipin, zhiping" in result.output
     assert "Traceback" not in result.output

@@ -69,10 +69,10 @@ def test_a_frozen_source_refuses_to_run_until_unfrozen_and_status_shows_it(sqlit
 
     doc = json.loads(runner.invoke(app, ["status", "--json"]).output)
     src = doc["sources"]["aiview"]
-    assert src["state"] == "frozen" and "candidate.full_name" in src["state_reason"]
+    assert src["state"] == "frozen" and "candidate.full_name" in src["reason"]
     assert src["watermark"] is None and src["last_run"]["status"] == "failed"
     text = runner.invoke(app, ["status"]).output
-    assert "[FROZEN:" in text and "schema drift" in text
+    assert "state:       frozen" in text and "schema drift" in text
 
     with AIViewSimulator(count=60, seed=5, defect_rate=0, rescore_rate=0) as fixed:
         connect(monkeypatch, fixed)
@@ -86,7 +86,7 @@ def test_a_frozen_source_refuses_to_run_until_unfrozen_and_status_shows_it(sqlit
     assert summary["status"] == "success" and summary["inserted"] == 60
     # The watermark stayed put while frozen, so this run pulled the frozen window again, from the start.
     assert summary["pulled_since"].startswith("2026-01-01")
-    assert json.loads(runner.invoke(app, ["status", "--json"]).output)["sources"]["aiview"]["state"] == "active"
+    assert json.loads(runner.invoke(app, ["status", "--json"]).output)["sources"]["aiview"]["state"] == "done"
 
 
 def _sources_with(tmp_path, **extra) -> str:

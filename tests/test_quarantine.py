@@ -53,7 +53,7 @@ def test_list_counts_by_reason_filters_and_masks(sqlite_settings, aiview):
     assert ranged["by_reason"] == {"RANGE": expected["RANGE"]}
     assert {r["vendor_result_id"] for r in ranged["rows"]} == {k for k, v in aiview.defects.items()
                                                               if v == "score_out_of_range"}
-    assert json.loads(runner.invoke(app, ["quarantine", "list", "--source", "other", "--json"]).output)["open"] == 0
+    assert runner.invoke(app, ["quarantine", "list", "--source", "other", "--json"]).exit_code == 2  # no such source
 
     text = runner.invoke(app, ["quarantine", "list"]).output
     assert text.startswith(f"{len(aiview.defects)} open: ")

@@ -43,14 +43,14 @@ def test_expired_credentials_appear_in_status_and_resolve_once_fixed(settings, a
     assert doc["sources"]["aiview"]["state"] == "failed" and codes(doc, "aiview") == ["expired_credentials"]
     result = CliRunner().invoke(app, ["status", "--json"])
     shown = json.loads(result.output)
-    assert set(shown["sources"]["aiview"]) == {"state", "state_reason", "last_run", "watermark", "quarantine_open",
-                                               "quarantine_by_reason"}  # unchanged: tools rely on them
-    src = shown["sync"]["sources"]["aiview"]
+    assert set(shown["sources"]["aiview"]) == {"state", "reason", "dead_letters", "issues", "last_run", "watermark",
+                                               "quarantine_open", "quarantine_by_reason", "unmapped_dimensions"}  # one state
+    src = shown["sources"]["aiview"]
     assert src["state"] == "failed" and [i["code"] for i in src["issues"]] == ["expired_credentials"]
     assert [i["code"] for i in shown["issues"]] == ["expired_credentials"] and "outbox_pending" in shown
     assert "expired-secret" not in result.output and aiview.client_secret not in result.output
     text = CliRunner().invoke(app, ["status"]).output
-    assert "sync:        failed" in text and "expired_credentials [source aiview]" in text
+    assert "state:       failed" in text and "expired_credentials [source aiview]" in text
 
     connect(monkeypatch, aiview)  # the connection is fixed
     run_source("aiview", settings)
@@ -156,7 +156,8 @@ def test_states_syncing_failed_and_paused(settings, monkeypatch, tmp_path):
     with transaction(settings.hub_url) as s:
         s.add(SourceState(source="aiview", state="frozen", reason="schema drift", run_id="aiview__r1"))
     src = sync_status(settings)["sources"]["aiview"]
-    assert src["state"] == "paused" and "frozen" in src["reason"]
+    assert src["state"] == "frozen" and "schema drift" in src["reason"]  # its own state, with an issue
+    assert [i["code"] for i in src["issues"]][:1] == ["source_frozen"]
 
     sources = tmp_path / "sources.yaml"
     sources.write_text("sources:\n  kuaipin: {profile: connectors/profiles/aiview.yaml, mapping: mappings/aiview.yaml, "

@@ -29,6 +29,36 @@ def _hub_settings() -> Settings:
     return settings
 
 
+def _usage_error(message: str) -> None:
+    """A bad argument: one plain line (no box that wraps it) and exit code 2, as for any usage error."""
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+def _known_source(name: str | None, option: str = "--source") -> str | None:
+    """A source name from sources.yaml, or a usage error (exit 2) listing the configured ones."""
+    from hiresync.config.sources import load_sources
+
+    if name is None:
+        return None
+    names = sorted(load_sources(Settings.from_env()))
+    if name not in names:
+        _usage_error(f"{option}: no source {name!r} in sources.yaml; configured: {', '.join(names)}")
+    return name
+
+
+def _known_target(name: str | None, option: str = "--target") -> str | None:
+    """A target with a profile under connectors/profiles/targets/, or a usage error (exit 2) listing them."""
+    from hiresync.delivery.targets import PROFILE_DIR
+
+    if name is None:
+        return None
+    names = sorted(p.stem for p in Settings.from_env().resolve(PROFILE_DIR).glob("*.yaml"))
+    if name not in names:
+        _usage_error(f"{option}: no target {name!r} ({PROFILE_DIR}/<name>.yaml); configured: {', '.join(names)}")
+    return name
+
+
 def _fail(exc: Exception) -> None:
     typer.secho(f"error: {exc}", fg="red", err=True)
     raise typer.Exit(1)
@@ -76,16 +106,18 @@ def init() -> None:
 @_guarded
 def sync(source: str = typer.Argument(..., help="source name from sources.yaml"),
          as_json: bool = typer.Option(False, "--json", help="print the run summary as JSON")) -> None:
-    """Run one source end to end (extract, validate, map, load, deliver) without Airflow."""
+    """Run one source end to end (extract, validate, map, load, deliver) without Airflow: a progress
+    bar per step on a terminal, plain lines otherwise (on stderr with --json)."""
+    from hiresync.monitor.progress import cli_reporter
     from hiresync.pipeline.runner import run_source
 
+    _known_source(source, "SOURCE")
     settings = _hub_settings()
-
-    def progress(step: str, result: dict) -> None:
-        if not as_json:
-            typer.echo(f"  {step:<9} {_brief(result)}")
-
-    summary = run_source(source, settings, on_step=progress)
+    reporter = cli_reporter(as_json)
+    try:
+        summary = run_source(source, settings, reporter=reporter)
+    finally:
+        reporter.close()
     typer.echo(json.dumps(summary, ensure_ascii=False, indent=2) if as_json else _run_text(summary))
 
 
@@ -103,10 +135,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
     typer.echo(f"hub database: {doc['hub']}\nEHR database: {doc['ehr']}\nlineage:      {doc['lineage']}")
     typer.echo(f"data docs:    {doc['data_docs'] or '(built after the first run)'}")
     for name, src in doc["sources"].items():
-        typer.echo(f"\nsource {name}" + (f"  [{src['state'].upper()}: {src['state_reason']}]"
-                                         if src["state"] != "active" else ""))
-        sync = doc["sync"]["sources"][name]
-        typer.echo(f"  sync:        {sync['state']}" + (f" ({sync['reason']})" if sync["reason"] else ""))
+        typer.echo(f"\nsource {name}")
+        typer.echo(f"  state:       {src['state']}" + (f" ({src['reason']})" if src["reason"] else ""))
         typer.echo(f"  watermark:   {src['watermark'] or '(none yet)'}")
         typer.echo(f"  quarantine:  {src['quarantine_open']} open"
                    + (f" ({', '.join(f'{k} {v}' for k, v in sorted(src['quarantine_by_reason'].items()))})"
@@ -118,7 +148,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="machine-readable 
         typer.echo("  last run:    (none yet)" if run is None else "  last run:    " + _run_text(run).replace("\n", "\n  "))
     pending = doc["outbox_pending"]
     typer.echo(f"\noutbox pending: {', '.join(f'{k} {v}' for k, v in pending.items()) or 'nothing'}")
-    for name, tgt in doc["sync"]["targets"].items():
+    for name, tgt in doc["targets"].items():
         typer.echo(f"target {name:<9} {tgt['state']}" + (f" ({tgt['reason']})" if tgt["reason"] else ""))
     typer.echo(f"\nopen issues: {len(doc['issues']) or 'none'}")
     for issue in doc["issues"]:
@@ -183,6 +213,7 @@ def deliver(target: str = typer.Argument("ehr", help="target name")) -> None:
 
     from hiresync.delivery.outbox import leased_elsewhere
 
+    _known_target(target, "TARGET")
     settings = _hub_settings()
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     n = relay(settings, hub_keys(settings), target)
@@ -422,6 +453,7 @@ def quarantine_list(source: str = typer.Option(None, "--source"), reason: str = 
     """Open quarantine rows (masked) with counts by reason."""
     from hiresync.tools.quarantine import listing
 
+    _known_source(source)
     settings = _hub_settings()
     doc = listing(settings, source, reason, limit)
     if as_json:
@@ -431,6 +463,8 @@ def quarantine_list(source: str = typer.Option(None, "--source"), reason: str = 
     for r in doc["rows"]:
         typer.echo(f"#{r['id']} {r['source']} {r['vendor_result_id']} {r['reason']}: "
                    + "; ".join(f"{p['field']} {p['rule']} ({p.get('value')})" for p in r["problems"]))
+    if doc["cut"]:
+        typer.echo(f"(showing {doc['shown']} of {doc['open']}, oldest first; --limit N for more)")
 
 
 @quarantine_app.command("replay")
@@ -440,6 +474,7 @@ def quarantine_replay(source: str = typer.Option(None, "--source"), reason: str 
     """Re-run open quarantined payloads through the current mapping and the normal load path."""
     from hiresync.tools.quarantine import replay
 
+    _known_source(source)
     settings = _hub_settings()
 
     def progress(src: str, step: str, result: dict) -> None:
@@ -460,6 +495,7 @@ def source_unfreeze(source: str = typer.Argument(..., help="source name from sou
     from hiresync.contract.drift import unfreeze
     from hiresync.config.sources import get_source
 
+    _known_source(source, "SOURCE")
     settings = _hub_settings()
     get_source(settings, source)
     typer.echo(f"source {source}: " + ("unfrozen" if unfreeze(settings, source) else "was not frozen"))
@@ -578,11 +614,13 @@ app.add_typer(outbox_app, name="outbox")
 @outbox_app.command("status")
 @_guarded
 def outbox_status(target: str = typer.Option(None, help="one target only"),
+                  limit: int = typer.Option(20, "--limit", min=0, help="dead letters to list, newest first"),
                   as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Per target: pending, backing off, sent, dead; the latest dead letters (masked reasons)."""
     from hiresync.delivery.outbox_admin import status as collect
 
-    doc = collect(Settings.from_env(), target)
+    _known_target(target)
+    doc = collect(Settings.from_env(), target, limit)
     if as_json:
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -591,6 +629,9 @@ def outbox_status(target: str = typer.Option(None, help="one target only"),
                    + (f"; oldest pending {t['oldest_pending']}" if t["oldest_pending"] else ""))
     for d in doc["dead_letters"]:
         typer.echo(f"  dead #{d['id']} {d['target']} {d['result'] or d['kind']}: {d['reason']} ({d['attempts']} attempts)")
+    if doc["dead_letters_cut"]:
+        typer.echo(f"  (showing the newest {len(doc['dead_letters'])} of {doc['dead_letters_total']} dead letters; "
+                   "--limit N for more)")
     if not doc["targets"]:
         typer.echo("outbox empty")
 
@@ -602,6 +643,7 @@ def outbox_retry(target: str = typer.Option(None, help="one target only"),
     """Make dead letters and rows backing off due now (after the cause was fixed); the next relay sends them."""
     from hiresync.delivery.outbox_admin import retry
 
+    _known_target(target)
     typer.echo(f"{retry(Settings.from_env(), target, row or None)} rows due now")
 
 
@@ -612,6 +654,7 @@ def outbox_replay(target: str = typer.Argument(..., help="target name"),
     """Send delivered rows again (a target restored from a backup); same idempotency keys."""
     from hiresync.delivery.outbox_admin import replay
 
+    _known_target(target, "TARGET")
     typer.echo(f"{replay(Settings.from_env(), target, run_id=run)} rows queued again for {target}")
 
 
@@ -620,12 +663,17 @@ def _brief(result: dict) -> str:
 
 
 def _run_text(r: dict) -> str:
-    lines = [
-        f"{r['run_id']} [{r['status']}]",
-        f"pulled {r['pulled']} = inserted {r['inserted']} + updated {r['updated']} + unchanged {r['unchanged']}"
-        f" + quarantined {r['quarantined']}",
-        f"delivered {r['delivered']}; pulled since {r['pulled_since']}; watermark now {r['watermark_after']}",
-    ]
+    if r["status"] in ("failed", "extracting"):  # nothing of it was loaded: no accounting to add up
+        stopped = f" (stopped at {r['failed_step']})" if r.get("failed_step") else ""
+        lines = [f"{r['run_id']} [{r['status']}]",
+                 f"pulled {r['pulled']}, nothing loaded{stopped}; watermark unchanged"]
+    else:
+        lines = [
+            f"{r['run_id']} [{r['status']}]",
+            f"pulled {r['pulled']} = inserted {r['inserted']} + updated {r['updated']} + unchanged {r['unchanged']}"
+            f" + quarantined {r['quarantined']}",
+            f"delivered {r['delivered']}; pulled since {r['pulled_since']}; watermark now {r['watermark_after']}",
+        ]
     if r.get("error"):
         lines.append(f"error: {r['error']}")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from hiresync.config.settings import Settings
 DEAD_LISTED = 20
 
 
-def status(settings: Settings, target: str | None = None) -> dict:
+def status(settings: Settings, target: str | None = None, limit: int = DEAD_LISTED) -> dict:
     """Per target: rows by status, due now, waiting for a retry, the oldest pending; the latest dead letters."""
     now = datetime.now(timezone.utc)
     where = [Outbox.target == target] if target else []
@@ -37,11 +37,13 @@ def status(settings: Settings, target: str | None = None) -> dict:
             select(Outbox.id, Outbox.target, Outbox.kind, Outbox.attempts, Outbox.response_status, Outbox.last_error,
                    InterviewResult.vendor, InterviewResult.vendor_result_id)
             .outerjoin(InterviewResult, InterviewResult.id == Outbox.result_id)
-            .where(Outbox.status == "dead", *where).order_by(Outbox.id.desc()).limit(DEAD_LISTED)).all()
+            .where(Outbox.status == "dead", *where).order_by(Outbox.id.desc()).limit(limit)).all()
     for t in out.values():
         t.setdefault("backing_off", 0)
         t.setdefault("oldest_pending", None)
-    return {"targets": out, "dead_letters": [
+    total_dead = sum(t["dead"] for t in out.values())
+    return {"targets": out, "dead_letters_total": total_dead, "dead_letters_cut": len(dead) < total_dead,
+            "dead_letters": [
         {"id": d.id, "target": d.target, "kind": d.kind, "result": f"{d.vendor}:{d.vendor_result_id}" if d.vendor else None,
          "attempts": d.attempts, "response_status": d.response_status, "reason": mask_text(d.last_error) if d.last_error else None} for d in dead]}
 

@@ -31,7 +31,7 @@ log = logging.getLogger("hiresync.monitor.alerts")
 
 FLAVOURS = ("dingtalk", "wecom", "feishu")
 STATE_ZH = {"syncing": "同步中", "done": "已完成", "failed": "失败", "partially_synced": "部分同步",
-            "paused": "已暂停", "not_synced": "尚未同步"}
+            "frozen": "已冻结", "paused": "已暂停", "not_synced": "尚未同步"}
 _SCHEMA = {"type": "object", "properties": {"alerts": {
     "type": ["object", "null"], "additionalProperties": False,
     "properties": {

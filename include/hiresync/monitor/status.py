@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from hiresync.contract.data_docs import docs_dir
 from hiresync.errors import HireSyncError
-from hiresync.hub.models import DimensionScore, InterviewResult, Outbox, Quarantine, Run, SourceState, Watermark
+from hiresync.hub.models import DimensionScore, InterviewResult, Outbox, Quarantine, Run, Watermark
 from hiresync.mapping.competency import unmapped
 from hiresync.mapping.spec import MappingSpec
 from hiresync.hub.store import transaction
@@ -17,7 +17,11 @@ from hiresync.privacy.pii import mask_text
 
 
 def status(settings: Settings) -> dict:
+    """One document, one state per source: `sources.<name>.state` is the sync state of
+    hiresync.monitor.sync_status (frozen and paused included), beside its last run, watermark and
+    quarantine; `targets.<name>` likewise; `issues` lists every open issue."""
     sources = load_sources(settings)
+    sync = sync_status(settings)
     out = {"hub": safe_url(settings.hub_url), "ehr": safe_url(settings.ehr_url),
            "lineage": str(settings.lineage_file), "data_docs": _data_docs(settings), "sources": {}}
     with transaction(settings.hub_url) as s:
@@ -26,10 +30,8 @@ def status(settings: Settings) -> dict:
             mark = s.get(Watermark, name)
             quarantine = dict(s.execute(select(Quarantine.reason_code, func.count()).where(
                 Quarantine.source == name, Quarantine.status == "open").group_by(Quarantine.reason_code)).all())
-            state = s.get(SourceState, name)
             out["sources"][name] = {
-                "state": state.state if state else "active",
-                "state_reason": state.reason if state and state.state != "active" else None,
+                **sync["sources"][name],  # state, reason, dead_letters, issues
                 "last_run": summary_of(last) if last else None,
                 "watermark": mark.cursor_value.isoformat() if mark else None,
                 "quarantine_open": sum(quarantine.values()),
@@ -38,10 +40,7 @@ def status(settings: Settings) -> dict:
             }
         out["outbox_pending"] = dict(s.execute(select(Outbox.target, func.count()).where(
             Outbox.status == "pending").group_by(Outbox.target)).all())
-    # Sync state per source and target and the open issues (hiresync.monitor.sync_status), beside the keys
-    # above (`sources.<name>.state` stays the operational state: active, frozen, paused).
-    sync = sync_status(settings)
-    out["sync"], out["issues"] = {"sources": sync["sources"], "targets": sync["targets"]}, sync["issues"]
+    out["targets"], out["issues"] = sync["targets"], sync["issues"]
     return out
 
 
@@ -70,4 +69,8 @@ def summary_of(run: Run) -> dict:
         "pulled_since": run.pulled_since.isoformat() if run.pulled_since else None,
         "watermark_after": run.watermark_after.isoformat() if run.watermark_after else None,
         "mapping_version": run.mapping_version, "error": mask_text(run.error) if run.error else None,
+        # A failed run loaded nothing (load commits all of a run or none of it); one that got past
+        # load stays "loaded" or "success" even if delivery failed after.
+        "loaded": run.status in ("loaded", "success"),
+        "failed_step": run.error.split(":", 1)[0] if run.status == "failed" and run.error else None,
     }

@@ -5,9 +5,10 @@ Nothing here is stored: every state and issue is derived from the hub tables as 
 later run that gets through, a dead letter retried and sent, an outbox drained). No personal data:
 ids, counts, times and our own clean error messages only.
 
-Source states: syncing (a run in progress), done, failed, partially_synced (loaded, but delivery
-failing, dead letters of its records, or too much of the batch quarantined), paused (sources.yaml
-`paused: true`, or source_state paused/frozen), not_synced (never ran).
+Source states: frozen (schema drift: a person checks, then `hiresync source unfreeze <source>`; an
+open `source_frozen` issue says so), paused (sources.yaml `paused: true`, or source_state paused),
+syncing (a run in progress), done, failed, partially_synced (loaded, but delivery failing, dead
+letters of its records, or too much of the batch quarantined), not_synced (never ran).
 Target states: failed (rows waiting for a retry after a failure), partially_synced (dead letters),
 syncing (rows queued or in flight), done, not_synced (nothing ever queued).
 Thresholds are `monitor:` in policy.yaml.
@@ -28,7 +29,7 @@ from hiresync.hub.store import transaction
 from hiresync.config.settings import Settings
 from hiresync.config.sources import load_sources
 
-SOURCE_STATES = ("syncing", "done", "failed", "partially_synced", "paused", "not_synced")
+SOURCE_STATES = ("syncing", "done", "failed", "partially_synced", "frozen", "paused", "not_synced")
 TARGET_STATES = ("syncing", "done", "failed", "partially_synced", "not_synced")
 # What connectors.rest.auth / source.py and connectors.targets.rest say when credentials are refused.
 _CREDENTIALS = re.compile(r"credentials refused|access refused")
@@ -69,7 +70,7 @@ def load_thresholds(settings: Settings) -> Thresholds:
 
 @dataclass(frozen=True)
 class Issue:
-    code: str  # expired_credentials, repeated_refusals, quarantine_spike, growing_outbox, future_watermark
+    code: str  # source_frozen, expired_credentials, repeated_refusals, quarantine_spike, growing_outbox, future_watermark
     scope: str  # source | target
     subject: str  # the source or target name
     detail: str  # English, for engineers
@@ -135,9 +136,17 @@ def _source(s, cfg, runs: list[Run], now: datetime, th: Thresholds) -> dict:
                     .where(Run.source == name, Outbox.status == "dead")) or 0
 
     state_row = s.get(SourceState, name)
-    if cfg.paused or (state_row is not None and state_row.state in ("paused", "frozen")):
+    if state_row is not None and state_row.state == "frozen":
+        state, reason = "frozen", state_row.reason or "no reason given"
+        unfreeze = f"hiresync source unfreeze {name}"
+        issues.insert(0, Issue("source_frozen", "source", name,
+                               f"frozen after run {state_row.run_id}: {reason}; nothing of that run was loaded. "
+                               f"Check the vendor's data and the mapping, then run `{unfreeze}`",
+                               f"来源 {name} 因数据结构变化已冻结,该批次未入库;核查供应商数据与映射后执行 {unfreeze}",
+                               _iso(state_row.updated_at)))
+    elif cfg.paused or (state_row is not None and state_row.state == "paused"):
         state, reason = "paused", ("paused in sources.yaml" if cfg.paused
-                                   else f"{state_row.state}: {state_row.reason or 'no reason given'}")
+                                   else f"paused: {state_row.reason or 'no reason given'}")
     elif last is None:
         state, reason = "not_synced", "no run yet"
     elif last.status == "extracting" and now - last.started_at < timedelta(minutes=th.stale_run_minutes):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 
@@ -13,6 +13,7 @@ from hiresync.privacy.pii import Keyring
 from hiresync.config.settings import Settings
 from hiresync.config.sources import SourceConfig, get_source
 from hiresync.ingest.staging import Staging
+from hiresync.monitor.progress import Reporter
 
 
 @dataclass
@@ -20,6 +21,8 @@ class RunContext:
     settings: Settings
     source: SourceConfig
     run_id: str
+    # Who watches: Airflow's task log, the CLI's bar, or nobody (hiresync.monitor.progress).
+    reporter: Reporter = field(default_factory=Reporter)
 
     @classmethod
     def open(cls, source: str, run_id: str, settings: Settings | None = None) -> "RunContext":
@@ -43,10 +46,54 @@ class RunContext:
 
     @cached_property
     def staging(self) -> Staging:
-        return Staging(self.settings.staging_dir, self.run_id, self.keys, self.settings.batch_size)
+        return _ReportingStaging(self.settings.staging_dir, self.run_id, self.keys, self.settings.batch_size,
+                                 report=self.progress)
+
+    def progress(self, done: int, total: int | None = None, unit: str = "records", **counts) -> None:
+        """Progress on long work, for a step to call as often as it likes (pages read, batches done):
+        the reporter shows it at most every few seconds, with the rate."""
+        self.reporter.advance(done, total, unit, counts)
 
     def transaction(self):
         return transaction(self.settings.hub_url)
+
+
+class _ReportingStaging(Staging):
+    """Staging that reports the run's raw records as they are written (extract) or as each batch of
+    them is done (validate, map, load read the raw batches in step with their other files), so every
+    step shows progress without a call of its own."""
+
+    def __init__(self, *args, report, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._report = report
+
+    def write_records(self, name: str, records):
+        if name != "raw":
+            return super().write_records(name, records)
+
+        def counted():
+            for n, record in enumerate(records, start=1):
+                yield record
+                if n % 500 == 0:
+                    self._report(n)
+        return super().write_records(name, counted())
+
+    def read_batches(self, name: str):
+        if name != "raw":
+            yield from super().read_batches(name)
+            return
+        total = self._total()
+        done = 0
+        for batches, batch in enumerate(super().read_batches(name), start=1):
+            yield batch  # the step works on it; progress counts it when the step asks for the next one
+            done += len(batch)
+            self._report(done, total, batches=batches)
+
+    def _total(self) -> int | None:
+        try:
+            return int(self.read_json("manifest")["pulled"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
 
 def new_run_id(source: str) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from hiresync.contract.data_docs import build_data_docs, build_data_docs_quietly
 from hiresync.contract.drift import ensure_not_frozen
 from hiresync.hub.models import Run
+from hiresync.monitor.progress import LogReporter, Reporter, quiet_libraries
 from hiresync.pipeline import lock
 from hiresync.pipeline.context import RunContext, new_run_id
 from hiresync.pipeline.deliver import deliver, publish
@@ -22,8 +24,10 @@ STEPS: tuple[tuple[str, Callable[[RunContext], dict]], ...] = (
 
 
 def run_source(source: str, settings: Settings | None = None, run_id: str | None = None,
-               on_step: Callable[[str, dict], None] | None = None) -> dict:
+               on_step: Callable[[str, dict], None] | None = None, reporter: Reporter | None = None) -> dict:
     ctx = RunContext.open(source, run_id or new_run_id(source), settings)
+    if reporter is not None:
+        ctx.reporter = reporter
     ctx.keys  # a missing or wrong key stops here, before anything is pulled
     ensure_not_frozen(ctx.settings, source)  # after schema drift, a person decides when to go on
     lock.reap(ctx.settings)  # runs whose process died are marked failed, their staging removed
@@ -39,13 +43,22 @@ def run_steps(ctx: RunContext, steps, on_step: Callable[[str, dict], None] | Non
     """Each step in order, the run marked failed with the step's name if one raises; then publish."""
     for name, step in steps:
         try:
-            result = step(ctx)
+            result = timed(ctx, name, step)
         except Exception as exc:
             mark_failed(ctx, name, exc)
             raise
         if on_step:
             on_step(name, result)
-    return publish(ctx)
+    return timed(ctx, "publish", publish)
+
+
+def timed(ctx: RunContext, name: str, step: Callable[[RunContext], dict]) -> dict:
+    """A step between its reporter's start and its one summary line (hiresync.monitor.progress)."""
+    started = time.monotonic()
+    ctx.reporter.start(name, ctx.source.name)
+    result = step(ctx)
+    ctx.reporter.finish(name, ctx.source.name, result, time.monotonic() - started)
+    return result
 
 
 def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
@@ -54,6 +67,11 @@ def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
     from hiresync.errors import HireSyncError
 
     message = str(exc) if isinstance(exc, (HireSyncError, SourceError)) else type(exc).__name__
+    # The task log's own line on the cause (Airflow's traceback follows; this one is short and clean).
+    from hiresync.monitor.progress import log
+    from hiresync.privacy.pii import mask_text
+
+    log.error("%s %s failed: %s", step, ctx.source.name, mask_text(message))
     try:
         with ctx.transaction() as s:
             run = s.get(Run, ctx.run_id)
@@ -66,10 +84,17 @@ def mark_failed(ctx: RunContext, step: str, exc: BaseException) -> None:
 
 
 def run_step(source: str, run_id: str, step: str) -> dict:
-    """One step by name: what each Airflow task calls."""
+    """One step by name: what each Airflow task calls. The task log gets progress every few seconds
+    and one summary line, without the libraries' noise."""
+    with quiet_libraries():
+        return _run_step(source, run_id, step)
+
+
+def _run_step(source: str, run_id: str, step: str) -> dict:
     ctx = RunContext.open(source, run_id)
+    ctx.reporter = LogReporter()
     if step == "data_docs":  # the DAG's last task, run whatever the other tasks did
-        return data_docs_step(ctx)
+        return timed(ctx, step, data_docs_step)
     if step == "extract":
         ensure_not_frozen(ctx.settings, source)
         lock.reap(ctx.settings)
@@ -78,7 +103,7 @@ def run_step(source: str, run_id: str, step: str) -> dict:
     lock.acquire(ctx.settings, source, run_id, lock.holder(airflow=True))
     fn = dict(STEPS + (("publish", publish),))[step]
     try:
-        result = fn(ctx)
+        result = timed(ctx, step, fn)
     except Exception as exc:
         mark_failed(ctx, step, exc)
         lock.release(ctx.settings, source, run_id)

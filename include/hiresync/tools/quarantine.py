@@ -43,12 +43,14 @@ def open_rows(settings: Settings, source: str | None = None, reason: str | None 
 def listing(settings: Settings, source: str | None = None, reason: str | None = None, limit: int | None = None) -> dict:
     """Open rows as people may see them: ids, reasons, masked values (masked when stored)."""
     rows = open_rows(settings, source, reason)
+    shown = rows[:limit] if limit is not None else rows
     return {
         "open": len(rows),
+        "shown": len(shown), "cut": len(shown) < len(rows),  # say when the list is cut
         "by_reason": dict(Counter(q.reason_code for q in rows).most_common()),
         "rows": [{"id": q.id, "source": q.source, "vendor_result_id": q.vendor_result_id, "run_id": q.run_id,
                   "reason": q.reason_code, "problems": q.problems, "created_at": q.created_at.isoformat()}
-                 for q in rows[:limit]],
+                 for q in shown],
     }
 
 
