@@ -122,34 +122,36 @@ def test_two_relays_writing_one_candidate_at_once_both_succeed(sqlite_settings, 
 
 
 def test_an_interrupted_relay_gives_its_leases_back_and_deliver_reports_rows_another_relay_holds(
-        sqlite_settings, aiview, monkeypatch):
+        settings, aiview, monkeypatch):
     from typer.testing import CliRunner
 
     from hiresync.cli import app
 
+    # on every hub database: the leases are SKIP LOCKED row locks on PostgreSQL and MariaDB
+
     monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
-    run_source("aiview", sqlite_settings)
-    pending = outbox(sqlite_settings, "pending")
+    run_source("aiview", settings)
+    pending = outbox(settings, "pending")
     real_upsert = ehr_sql.EhrSqlTarget.upsert
 
     def interrupted(self, payloads):
         raise KeyboardInterrupt  # Ctrl-C, or SIGTERM turned into it by `hiresync deliver`
 
     monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", interrupted)
-    keys = Keyring.load(sqlite_settings.key_file)
+    keys = Keyring.load(settings.key_file)
     with pytest.raises(KeyboardInterrupt):
-        relay(sqlite_settings, keys, "ehr", batch_size=100)
-    with transaction(sqlite_settings.hub_url) as s:
+        relay(settings, keys, "ehr", batch_size=100)
+    with transaction(settings.hub_url) as s:
         assert s.scalar(select(func.count()).select_from(Outbox).where(Outbox.claimed_until.is_not(None))) == 0
     monkeypatch.setattr(ehr_sql.EhrSqlTarget, "upsert", real_upsert)
 
     # another relay holds 40 rows: `deliver` says so instead of a bare "delivered 0"
     until = datetime.now(timezone.utc) + timedelta(minutes=5)
-    with transaction(sqlite_settings.hub_url) as s:
+    with transaction(settings.hub_url) as s:
         held = s.scalars(select(Outbox.id).order_by(Outbox.id).limit(40)).all()
         s.execute(Outbox.__table__.update().where(Outbox.id.in_(held)).values(claimed_until=until, claimed_by="other"))
     result = CliRunner().invoke(app, ["deliver", "ehr"])
     assert result.exit_code == 0, result.output
     assert f"40 rows are leased by another relay until {until:%H:%M:%S} UTC, retry then" in result.output
-    assert outbox(sqlite_settings, "pending") >= 40 and outbox(sqlite_settings, "sent") > 0
-    assert outbox(sqlite_settings, "pending") + outbox(sqlite_settings, "sent") == pending
+    assert outbox(settings, "pending") >= 40 and outbox(settings, "sent") > 0
+    assert outbox(settings, "pending") + outbox(settings, "sent") == pending
