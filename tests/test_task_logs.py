@@ -83,3 +83,26 @@ def test_a_terminal_gets_a_progress_bar(monkeypatch):
 class _Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+def test_extract_progress_says_how_many_pages_were_read(sqlite_settings, monkeypatch):
+    from simulators.aiview import AIViewSimulator
+
+    from hiresync.monitor.progress import Reporter
+    from hiresync.pipeline.context import RunContext
+    from hiresync.pipeline.extract import extract
+    from tests.helpers import connect
+
+    seen = []
+
+    class Capture(Reporter):
+        def advance(self, done, total, unit, counts):
+            seen.append((done, dict(counts)))
+
+    with AIViewSimulator(count=1200, seed=5) as sim:  # pages of 500 (the profile's limit)
+        connect(monkeypatch, sim)
+        ctx = RunContext.open("aiview", "aiview__pages", sqlite_settings)
+        ctx.reporter = Capture()
+        pulled = extract(ctx)["pulled"]
+    assert pulled > 1000
+    assert seen[:2] == [(500, {"pages": 1}), (1000, {"pages": 2})]

@@ -66,6 +66,7 @@ class _ReportingStaging(Staging):
     def __init__(self, *args, report, **kwargs):
         super().__init__(*args, **kwargs)
         self._report = report
+        self.counts: dict[str, int] = {}  # what the writer adds to its progress (extract: pages read)
 
     def write_records(self, name: str, records):
         if name != "raw":
@@ -75,7 +76,7 @@ class _ReportingStaging(Staging):
             for n, record in enumerate(records, start=1):
                 yield record
                 if n % 500 == 0:
-                    self._report(n)
+                    self._report(n, **self.counts)
         return super().write_records(name, counted())
 
     def read_batches(self, name: str):

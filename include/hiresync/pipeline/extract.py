@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from connectors.errors import SourceResponseError
 from connectors.files.profile import FileDropProfile
@@ -58,8 +58,15 @@ def extract(ctx: RunContext) -> dict:
     if isinstance(profile, WebhookProfile):
         return _stage(ctx, since, *_drain_inbox(ctx, profile, since), _limits(polled))
     source = RestSource(profile, get_connection(profile.connection))
-    payloads = (payload for page in source.pages(since) for payload in page)
-    return _stage(ctx, since, payloads, source.cursor_of, {}, _limits(profile))
+    return _stage(ctx, since, _counting_pages(ctx, source.pages(since)), source.cursor_of, {}, _limits(profile))
+
+
+def _counting_pages(ctx: RunContext, pages: Iterable[list[dict]]) -> Iterator[dict]:
+    """The pages' records, one by one; the pages read so far go into the staging's progress lines."""
+    counts = ctx.staging.counts
+    for n, page in enumerate(pages, start=1):
+        counts["pages"] = n
+        yield from page
 
 
 def _limits(polled: RestProfile | None) -> Limits:
