@@ -33,6 +33,7 @@ def test_the_demo_data_tells_its_story(sqlite_settings, monkeypatch):
     rd = [v for k, v in corr.items() if k.startswith("P-RD-") and k.endswith("/expertise") and v["rho"] is not None]
     # a weak true effect (rho about 0.1) measured on about 40 people each: small, and well below sales
     assert rd and all(abs(v["rho"]) < 0.4 and v["rho"] < sales["rho"] - 0.3 for v in rd), rd
-    assert corr["P-SA-001/communication"] == {"n": 28, "rho": None}  # 样本不足, not a finding
+    few = corr["P-SA-001/communication"]  # under 30 people: 样本不足, not a finding
+    assert 20 <= few["n"] < 30 and few["rho"] is None, few
     html = story["report"][0].read_text(encoding="utf-8")
     assert "样本不足" in html and "P-SA-002" in html

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from hiresync.privacy import pii
 from hiresync.errors import KeyMaterialError
@@ -49,15 +50,24 @@ def hub_keys(settings: Settings) -> pii.Keyring:
     recorded; a first run records what it has."""
     keys = pii.Keyring.load(settings.key_file)
     mine = keys.fingerprints()
-    with transaction(settings.hub_url) as s:
-        known = dict(s.execute(select(KeyVersionCheck.version, KeyVersionCheck.fingerprint)).all())
-        wrong = sorted(v for v, fp in known.items() if v in mine and mine[v] != fp)
-        if wrong or (known and not set(known) & set(mine)):
-            raise KeyMaterialError(
-                f"the encryption key does not belong to this hub (key version {wrong[0] if wrong else keys.active} "
-                f"differs from the one its data was written with): wrong key file or HIRESYNC_KEYS? Nothing was touched.")
-        for v in sorted(set(mine) - set(known)):
-            s.add(KeyVersionCheck(version=v, fingerprint=mine[v]))
+    for attempt in (1, 2):
+        try:
+            with transaction(settings.hub_url) as s:
+                known = dict(s.execute(select(KeyVersionCheck.version, KeyVersionCheck.fingerprint)).all())
+                wrong = sorted(v for v, fp in known.items() if v in mine and mine[v] != fp)
+                if wrong or (known and not set(known) & set(mine)):
+                    raise KeyMaterialError(
+                        f"the encryption key does not belong to this hub (key version {wrong[0] if wrong else keys.active} "
+                        f"differs from the one its data was written with): wrong key file or HIRESYNC_KEYS? "
+                        f"Nothing was touched.")
+                for v in sorted(set(mine) - set(known)):
+                    s.add(KeyVersionCheck(version=v, fingerprint=mine[v]))
+            return keys
+        except IntegrityError:
+            # Two first runs (two DAGs starting together on a new hub) recorded the same version at
+            # once: look again, which also tells whether the other one had the same key.
+            if attempt == 2:
+                raise
     return keys
 
 
