@@ -33,7 +33,10 @@ def test_the_demo_data_tells_its_story(sqlite_settings, monkeypatch):
     rd = [v for k, v in corr.items() if k.startswith("P-RD-") and k.endswith("/expertise") and v["rho"] is not None]
     # a weak true effect (rho about 0.1) measured on about 40 people each: small, and well below sales
     assert rd and all(abs(v["rho"]) < 0.4 and v["rho"] < sales["rho"] - 0.3 for v in rd), rd
-    few = corr["P-SA-001/communication"]  # under 30 people: 样本不足, not a finding
-    assert 20 <= few["n"] < 30 and few["rho"] is None, few
+    # Under 30 people: 样本不足, not a finding. Which groups fall under 30 drifts with the date (the
+    # simulated people age past the minimum age), so the rule is checked on every group.
+    few = {k: v for k, v in corr.items() if v["n"] < 30}
+    assert few and all(v["rho"] is None for v in few.values()), few
+    assert all(v["rho"] is not None for v in corr.values() if v["n"] >= 30)
     html = story["report"][0].read_text(encoding="utf-8")
     assert "样本不足" in html and "P-SA-002" in html

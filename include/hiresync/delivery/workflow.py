@@ -34,6 +34,7 @@ from connectors.targets.shape import Shape
 from hiresync import jsonfast
 from hiresync.config.files import load_yaml_checked
 from hiresync.errors import ConfigError, HireSyncError
+from hiresync.hub.bulk import insert_rows
 from hiresync.hub.models import InterviewResult, StatusEvent
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring
@@ -200,8 +201,7 @@ def queue_events(s: Session, settings: Settings, keys: Keyring, source_targets: 
     known = set(s.scalars(select(Outbox.idempotency_key).where(
         Outbox.idempotency_key.in_([r["idempotency_key"] for r in rows]))))
     rows = [r for r in rows if r["idempotency_key"] not in known]
-    if rows:
-        s.execute(insert(Outbox.__table__), rows)
+    insert_rows(s, Outbox.__table__, rows)
     return len(rows)
 
 
@@ -218,8 +218,7 @@ def _record_ai_passed(s: Session, passed: list[Change]) -> None:
                  external_id=key, occurred_at=now, recorded_at=now,
                  detail={"result_key": c.payload["result"]["result_key"], "version": c.version})
             for key, c in ext.items() if key not in known]
-    if rows:
-        s.execute(insert(StatusEvent.__table__), rows)
+    insert_rows(s, StatusEvent.__table__, rows)
 
 
 # -- outgoing: sent by the relay -----------------------------------------------------------------

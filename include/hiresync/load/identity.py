@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from hiresync.privacy import pii
 from hiresync.errors import HireSyncError
+from hiresync.hub.bulk import insert_rows
 from hiresync.hub.models import Candidate, CandidateVendorId, IdentityReview
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring
@@ -85,7 +86,7 @@ class IdentityResolver:
         created = [self._candidate_row(b, cand) for b, (key, cand) in new.items()
                    if b not in found and key not in conflicts]
         if created:
-            self.s.execute(insert(Candidate.__table__), created)
+            insert_rows(self.s, Candidate.__table__, created)
             found.update((b, (i, k)) for b, i, k in self.s.execute(
                 select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
                 .where(Candidate.national_id_bidx.in_([c["national_id_bidx"] for c in created]))).all())
@@ -151,7 +152,7 @@ class IdentityResolver:
             CandidateVendorId.vendor == self.vendor, CandidateVendorId.vendor_candidate_id.in_(list(pairs)))))
         new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]
         if new:
-            self.s.execute(insert(CandidateVendorId.__table__), new)
+            insert_rows(self.s, CandidateVendorId.__table__, new)
 
 
 def _same_name(a: str, b: str) -> bool:

@@ -17,11 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
+from hiresync.hub.bulk import insert_rows
 from hiresync.hub.store import engine_for
 from hiresync.load.identity import Conflict, IdentityResolver
 from hiresync.hub.models import (
@@ -56,6 +58,7 @@ def load(ctx: RunContext) -> dict:
         failures = validation["failures"]
         map_problems = staging.read_json("map_problems")
         loader = _Loader(s, ctx)
+        statistics = _Statistics(s)
         tally: Counter[str] = Counter()
         offset = 0
         # Batch by batch, in the one transaction: memory holds one batch, the database the rest.
@@ -71,6 +74,7 @@ def load(ctx: RunContext) -> dict:
                 raise HireSyncError(f"run {ctx.run_id!r}: batch {number + 1} (rows {offset}-{offset + len(raws) - 1}) "
                                     f"failed to load ({type(exc).__name__}); nothing of the run was loaded") from exc
             offset += len(raws)
+            statistics.after(offset)
 
         run.pulled = offset
         run.inserted, run.updated = tally["inserted"], tally["updated"]
@@ -93,6 +97,10 @@ def load(ctx: RunContext) -> dict:
     return counts
 
 
+_LOADED_TABLES = ("raw_payloads, interview_results, dimension_scores, candidates, candidate_vendor_ids, "
+                  "record_lineage, outbox, quarantine")
+
+
 def _analyze(ctx: RunContext) -> None:
     """PostgreSQL plans from table statistics that autovacuum refreshes only later: after a large
     load, a fresh hub would otherwise plan the next run's lookups as full scans."""
@@ -101,10 +109,38 @@ def _analyze(ctx: RunContext) -> None:
         return
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("ANALYZE raw_payloads, interview_results, dimension_scores, candidates, "
-                                 "candidate_vendor_ids, record_lineage, outbox, quarantine")
+            conn.exec_driver_sql(f"ANALYZE {_LOADED_TABLES}")
     except Exception as exc:  # noqa: BLE001 - statistics are an optimisation: never fail a loaded run
         log.warning("ANALYZE after the load failed (%s); autovacuum will catch up", type(exc).__name__)
+
+
+class _Statistics:
+    """Table statistics refreshed *inside* the load transaction on PostgreSQL, each time the rows
+    loaded so far double. Without them, a first big load into a fresh hub plans every batch's
+    `source = ? AND payload_hash IN (...)` lookup as a scan of all of the source's rows (the
+    planner believes the tables are tiny), and the load slows quadratically: 40,000 results took
+    minutes. ANALYZE in a transaction counts the transaction's own new rows. It holds a lock that
+    another run's ANALYZE waits for until this transaction ends, so it gives up after a short wait
+    instead (that run then plans with older statistics; nothing else is blocked)."""
+
+    def __init__(self, session: Session):
+        self.s = session
+        self.on = session.get_bind().dialect.name == "postgresql"
+        self.next = 1
+
+    def after(self, rows: int) -> None:
+        if not self.on or rows < self.next:
+            return
+        self.next = rows * 2
+        configured = self.s.scalar(text("SELECT current_setting('lock_timeout')"))
+        try:
+            with self.s.begin_nested():
+                self.s.execute(text("SELECT set_config('lock_timeout', '200ms', true)"))
+                self.s.execute(text(f"ANALYZE {_LOADED_TABLES}"))
+        except OperationalError:  # the lock was busy: statistics can wait, the load cannot
+            log.info("statistics not refreshed during the load (another run holds them)")
+        finally:
+            self.s.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": configured})
 
 
 def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
@@ -175,7 +211,7 @@ def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict]
                     mapping_version=ctx.mapping.version, outcome=outcomes[row])
                for row, raw in raw_of.items()]
     if lineage:
-        s.execute(insert(RecordLineage.__table__), lineage)
+        insert_rows(s, RecordLineage.__table__, lineage)
     return Counter(outcomes.values())
 
 
@@ -209,11 +245,9 @@ def _quarantine(s: Session, rows: list[dict], dedupe: bool) -> set[int]:
     if judged:  # judged again (a reason time can change): today's reason replaces the old one
         s.execute(update(table).where(table.c.id == bindparam("qid")).values(
             reason_code=bindparam("reason"), problems=bindparam("why", type_=table.c.problems.type)), judged)
-    for rid, n in seen.items():  # the same payload more than once in this batch, first seen now
-        if rid in new:
-            new[rid]["seen_count"] = 1 + n
-    if new:
-        s.execute(insert(table), [{**r, "last_seen_at": now} for r in new.values()])
+    if new:  # seen more than once in this batch and first seen now: counted once per sighting
+        insert_rows(s, table, [{**r, "seen_count": 1 + seen.get(rid, 0), "last_seen_at": now}
+                               for rid, r in new.items()])
     return held
 
 
@@ -266,7 +300,7 @@ class _Loader:
                     run_id=self.ctx.run_id)
                for h, r in wanted.items() if h not in ids]
         for chunk in chunks(new, 2000):
-            self.s.execute(insert(RawPayload.__table__), chunk)
+            insert_rows(self.s, RawPayload.__table__, chunk)
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
                 RawPayload.source == source, RawPayload.payload_hash.in_([n["payload_hash"] for n in chunk]))).all())
         return [ids[r["hash"]] for r in raws]
@@ -305,7 +339,7 @@ class _Loader:
             return candidates[self.identity.national_id_index(rec)]
 
         if to_insert:
-            self.s.execute(insert(InterviewResult.__table__), [
+            insert_rows(self.s, InterviewResult.__table__, [
                 self._result_row(key, rec, digest, candidate_of(rec)[0], version=1) | {"first_run_id": self.ctx.run_id}
                 for key, rec, digest in to_insert])
             ids = dict(self.s.execute(select(InterviewResult.vendor_result_id, InterviewResult.id).where(
@@ -324,7 +358,7 @@ class _Loader:
                   [(key, rec, digest, old.version + 1) for key, rec, digest, old in to_update]
         dims = [dict(result_id=out[key][1], **d) for key, rec, *_ in changed for d in rec["dimensions"]]
         if dims:
-            self.s.execute(insert(DimensionScore.__table__), dims)
+            insert_rows(self.s, DimensionScore.__table__, dims)
         self._queue_outbox(changed, out)
         # Workflow rules fire on a status *change*: the old status came with `existing` above.
         old_status = {key: old.status for key, _, _, old in to_update}
@@ -367,7 +401,7 @@ class _Loader:
                      status="pending", run_id=self.ctx.run_id)
                 for idem, (target, key, version) in wanted.items() if idem not in known]
         if rows:
-            self.s.execute(insert(Outbox.__table__), rows)
+            insert_rows(self.s, Outbox.__table__, rows)
 
 
 def _dt(value: str | None) -> datetime | None:
