@@ -54,8 +54,8 @@ def test_encryption_round_trip_is_bound_to_its_row(keys):
 def test_blind_index_is_keyed_and_stable(keys, tmp_path):
     pii.Keyring.generate(tmp_path / "other.json")
     other = pii.Keyring.load(tmp_path / "other.json")
-    assert keys.blind_index("x") == keys.blind_index("x")
-    assert keys.blind_index("x") != other.blind_index("x")
+    assert keys.blind_index("x", "email") == keys.blind_index("x", "email")
+    assert keys.blind_index("x", "email") != other.blind_index("x", "email")
 
 
 def test_key_file_is_not_overwritten_and_bad_material_is_refused(tmp_path, monkeypatch):

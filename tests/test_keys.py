@@ -35,7 +35,12 @@ def test_rotation_rekeys_everything_and_old_tokens_are_gone(settings, aiview):
         for c in s.scalars(select(Candidate)):
             assert c.national_id_enc.startswith("v2:")
             nid = keys.decrypt(c.national_id_enc, f"candidates.national_id:{c.candidate_key}")
-            assert c.national_id_bidx == keys.blind_index(nid, 2)
+            assert c.national_id_bidx == keys.blind_index(nid, "national_id", 2)
+            for field in ("mobile", "email"):  # each field under its own key, also after a rotation
+                token = getattr(c, f"{field}_enc")
+                value = keys.decrypt(token, f"candidates.{field}:{c.candidate_key}") if token else None
+                assert getattr(c, f"{field}_bidx") == (keys.blind_index(value, field, 2) if value else None)
+            assert c.bidx_scheme == 2
         for r in s.scalars(select(RawPayload).limit(20)):
             assert '"result_id"' in keys.decrypt(r.payload_enc, f"raw_payloads:{r.source}:{r.payload_hash}")
         for o in s.scalars(select(Outbox).where(Outbox.payload_enc.is_not(None)).limit(20)):
@@ -100,4 +105,4 @@ def test_a_pseudonym_is_stable_across_rotation_and_differs_per_purpose(tmp_path)
     assert after.active == 2
     assert before.pseudonym("drop_file_name", "复试_x.csv") == after.pseudonym("drop_file_name", "复试_x.csv")
     assert after.pseudonym("drop_file_name", "复试_x.csv") != after.pseudonym("other", "复试_x.csv")
-    assert after.pseudonym("drop_file_name", "复试_x.csv") != after.blind_index("复试_x.csv", 1)[:16]
+    assert after.pseudonym("drop_file_name", "复试_x.csv") != after.blind_index("复试_x.csv", "email", 1)[:16]

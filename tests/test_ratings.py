@@ -39,7 +39,7 @@ def seed_candidates(settings) -> None:
             s.add(Candidate(id=cid, candidate_key=ck, key_version=keys.active,
                             full_name_enc=keys.encrypt("张三", f"candidates.full_name:{ck}"), full_name_masked="张*",
                             national_id_enc=keys.encrypt(nid, f"candidates.national_id:{ck}"),
-                            national_id_bidx=keys.blind_index(nid), national_id_masked="x"))
+                            national_id_bidx=keys.blind_index(nid, "national_id"), national_id_masked="x"))
 
 
 def write_drop(folder, name: str, lines: list[str]) -> None:

@@ -144,7 +144,7 @@ def test_export_holds_and_erase_removes_every_copy_and_every_past_target_is_aske
     assert not leaks(done.output, values)
 
     # Nothing of them by blind index, by decryption, by plaintext scan, in staging.
-    assert count(settings, Candidate, Candidate.national_id_bidx.in_(keys.blind_indexes(nid.upper()))) == 0
+    assert count(settings, Candidate, Candidate.national_id_bidx.in_(keys.blind_indexes(nid.upper(), "national_id"))) == 0
     assert not leaks(decrypted_hub(settings, keys), values)
     assert not leaks(hub_plaintext(settings.hub_url), values)
     assert not leaks(staged_text(settings, keys), values)

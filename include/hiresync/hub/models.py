@@ -107,6 +107,12 @@ class Watermark(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+# How candidates' *_bidx columns were computed. 1: one key per key version for every field (hubs
+# before migration 0014); 2: a key of its own per field (pii.Keyring.blind_index). A row written by
+# code that does not know this column gets the server default 1; privacy.keys re-indexes it.
+BLIND_INDEX_SCHEME = 2
+
+
 class Candidate(Base):
     __tablename__ = "candidates"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -123,6 +129,7 @@ class Candidate(Base):
     email_enc: Mapped[str | None] = mapped_column(Text)
     email_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
     email_masked: Mapped[str | None] = mapped_column(String(255))
+    bidx_scheme: Mapped[int] = mapped_column(default=BLIND_INDEX_SCHEME, server_default="1", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -113,7 +113,7 @@ def _check(s, keys, row: dict):
             problems.append({"field": "resident_id", "rule": rule, "value": _masked_id(resident)})
         else:
             cand = s.scalars(select(Candidate).where(Candidate.national_id_bidx.in_(
-                keys.blind_indexes(normalize_national_id(resident))))).first()
+                keys.blind_indexes(normalize_national_id(resident), "national_id")))).first()
             if cand is None:
                 problems.append({"field": "resident_id", "rule": "UNKNOWN_PERSON", "value": _masked_id(resident)})
     elif ckey:

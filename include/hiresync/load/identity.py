@@ -43,7 +43,7 @@ class IdentityResolver:
         """The record's national-ID blind index (active key), computed once per distinct ID."""
         nid = record["candidate"]["national_id"]
         if nid not in self._bidx:
-            self._bidx[nid] = self.keys.blind_index(nid)
+            self._bidx[nid] = self.keys.blind_index(nid, "national_id")
         return self._bidx[nid]
 
     def resolve(self, items: list[tuple[str, dict]]) -> tuple[dict[str, tuple[int, str]], dict[str, Conflict]]:
@@ -55,7 +55,7 @@ class IdentityResolver:
         newest: dict[str, tuple[str, dict]] = {}
         for key, rec in sorted(items, key=lambda kr: kr[1]["result"]["source_updated_at"]):
             newest[self.national_id_index(rec)] = (key, rec["candidate"])
-        variants = {b: active for active, (_, cand) in newest.items() for b in self.keys.blind_indexes(cand["national_id"])}
+        variants = {b: active for active, (_, cand) in newest.items() for b in self.keys.blind_indexes(cand["national_id"], "national_id")}
         found: dict[str, tuple[int, str]] = {}
         conflicts: dict[str, Conflict] = {}
         for b, cid, ck, name_enc in self.s.execute(
@@ -114,7 +114,7 @@ class IdentityResolver:
 
     def _same_contacts(self, new: dict[str, tuple[str, dict]]) -> dict[str, tuple[int, str]]:
         """New IDs whose phone and email both belong to one existing candidate."""
-        wanted = {b: (self.keys.blind_indexes(c["mobile"]), self.keys.blind_indexes(c["email"]))
+        wanted = {b: (self.keys.blind_indexes(c["mobile"], "mobile"), self.keys.blind_indexes(c["email"], "email"))
                   for b, (_, c) in new.items() if c.get("mobile") and c.get("email")}
         if not wanted:
             return {}
@@ -138,7 +138,7 @@ class IdentityResolver:
         for col, mask in (("mobile", pii.mask_mobile), ("email", pii.mask_email)):
             value = cand.get(col)
             row.update({f"{col}_enc": self._enc(value, col, key) if value else None,
-                        f"{col}_bidx": self.keys.blind_index(value) if value else None,
+                        f"{col}_bidx": self.keys.blind_index(value, col) if value else None,
                         f"{col}_masked": mask(value) if value else None})
         return row
 

@@ -2,8 +2,9 @@
 
 AES-256-GCM with a fresh 12-byte nonce per value; the associated data binds a ciphertext to
 its table, column and row, so a ciphertext copied to another row does not decrypt. Blind
-indexes are keyed HMAC-SHA256: a plain hash of an 18-digit ID is brute-forceable. Keys are
-versioned so that rotation can re-encrypt gradually; every stored value names its version.
+indexes are keyed HMAC-SHA256 (a plain hash of an 18-digit ID is brute-forceable), under a key
+of their own per field. Keys are versioned so that rotation can re-encrypt gradually; every
+stored value names its version.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from hiresync.errors import KeyMaterialError
 
 _DEFLATED = b"\x00z"  # prefix of a plaintext that was deflated before encryption
 
+# The fields that have a blind index, each under its own derived key (see Keyring.blind_index).
+BLIND_INDEX_FIELDS = ("national_id", "mobile", "email")
+
 
 @dataclass(frozen=True)
 class KeyVersion:
@@ -45,6 +49,10 @@ class Keyring:
         self._versions = versions
         self.active = active
         self._aead = {v: AESGCM(k.enc) for v, k in versions.items()}
+        self._field_keys: dict[tuple[int, str], bytes] = {}
+        # Set by privacy.keys.hub_keys while the hub still holds candidates indexed the pre-0014 way
+        # (one key for every field): lookups then also try that form, so nobody is missed meanwhile.
+        self.match_legacy_blind_indexes = False
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -130,13 +138,38 @@ class Keyring:
         # Text never starts with NUL, so the marker cannot be mistaken for a plain value.
         return (zlib.decompress(data[len(_DEFLATED):]) if data.startswith(_DEFLATED) else data).decode()
 
-    def blind_index(self, value: str, version: int | None = None) -> str:
-        key = self._versions[version or self.active].idx
+    def blind_index(self, value: str, field: str, version: int | None = None) -> str:
+        """The blind index of `value` as a `field` ("national_id", "mobile" or "email") under one key
+        version (default: the active one).
+
+        Each field has its own key, HMAC-SHA256(version's index key, "hiresync-bidx|" + field), so
+        an index is only ever comparable with indexes of the same field: a resident ID can never
+        match a phone number that happens to be the same string, and a leaked index table of one
+        field (say e-mail, the easiest to guess) is no dictionary for the others. Indexes stay per
+        key version: a rotation re-indexes (privacy.keys.rotate)."""
+        if field not in BLIND_INDEX_FIELDS:
+            raise ValueError(f"no blind index for field {field!r}: it must be one of {', '.join(BLIND_INDEX_FIELDS)}")
+        v = version or self.active
+        key = self._field_keys.get((v, field))
+        if key is None:
+            if v not in self._versions:
+                raise KeyMaterialError(f"key version {v} is not in the keyring")
+            key = hmac.new(self._versions[v].idx, b"hiresync-bidx|" + field.encode(), hashlib.sha256).digest()
+            self._field_keys[(v, field)] = key
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
-    def blind_indexes(self, value: str) -> list[str]:
-        """The value's index under every known version: rows not yet re-keyed must still match."""
-        return [self.blind_index(value, v) for v in sorted(self._versions)]
+    def blind_indexes(self, value: str, field: str) -> list[str]:
+        """The value's index under every known version: rows not yet re-keyed must still match. While
+        the hub is not fully re-indexed from the one-key-for-all-fields scheme, also that form."""
+        out = [self.blind_index(value, field, v) for v in sorted(self._versions)]
+        if self.match_legacy_blind_indexes:
+            out += [self.legacy_blind_index(value, v) for v in sorted(self._versions)]
+        return out
+
+    def legacy_blind_index(self, value: str, version: int) -> str:
+        """The index hubs before migration 0014 stored: the version's index key used directly, the same
+        for every field. Only for finding and re-indexing such rows; nothing new is written this way."""
+        return hmac.new(self._versions[version].idx, value.encode(), hashlib.sha256).hexdigest()
 
     def pseudonym(self, purpose: str, value: str, length: int = 16) -> str:
         """A stable keyed pseudonym of `value` for one purpose (a file name holding personal data, ...):

@@ -120,7 +120,7 @@ class Holdings:
 
 def find_candidate(s, keys: Keyring, national_id: str) -> Candidate:
     nid = _valid_id(national_id)
-    cand = s.scalars(select(Candidate).where(Candidate.national_id_bidx.in_(keys.blind_indexes(nid)))).first()
+    cand = s.scalars(select(Candidate).where(Candidate.national_id_bidx.in_(keys.blind_indexes(nid, "national_id")))).first()
     if cand is None:
         raise HireSyncError(f"the hub holds no candidate with resident ID {mask_national_id(nid)}")
     return cand
@@ -137,7 +137,7 @@ def find_holdings(s, settings: Settings, keys: Keyring, national_id: str) -> Hol
     nid = _valid_id(national_id)
     h = Holdings()
     person = Person(nid)
-    cand = s.scalars(select(Candidate).where(Candidate.national_id_bidx.in_(keys.blind_indexes(nid)))).first()
+    cand = s.scalars(select(Candidate).where(Candidate.national_id_bidx.in_(keys.blind_indexes(nid, "national_id")))).first()
     if cand is not None:
         h.candidate = cand
         h.person_fields = {f: keys.decrypt(getattr(cand, f"{f}_enc"), f"candidates.{f}:{cand.candidate_key}")
