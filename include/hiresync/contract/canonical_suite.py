@@ -3,7 +3,8 @@
 The raw suite (contract/raw_suite.py) judges what the vendor sent; this one judges what the mapping
 made of it, so a mapping mistake (a status map to a value that is not canonical, a score scale
 that overshoots, a required canonical field mapped as optional) is caught before it reaches the
-hub. It runs over the whole mapped batch in one GX validation, keyed by the staging row number.
+hub. It runs over the mapped records of a window of micro-batches (contract.gx.FrameWindow) in one GX
+validation, keyed by the staging row number.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ KEY = "record.key"
 # The key of each record that is the newest version of its result in the batch: what load keeps.
 NEWEST_KEY = "record.key.newest"
 DIM_MIN, DIM_MAX = "dimensions.score.min", "dimensions.score.max"
+_WHEN, _DIGEST = "record.source_updated_at", "record.content_hash"  # for NEWEST_KEY, not checked
 # A vendor clock a few minutes ahead of ours is not a defect.
 FUTURE_TOLERANCE_SECONDS = 300
 
@@ -31,12 +33,14 @@ def canonical_value(record: dict, field: str):
 
 
 def frame_rows(mapped: list[tuple[int, dict]], mapping: MappingSpec) -> list[dict]:
-    """One row per mapped record: the canonical values the checks look at (epoch seconds for times)."""
-    fields = _required(mapping) | {"candidate.national_id", "candidate.mobile", "overall_score", "status"}
-    newest = _newest_rows(mapped)
+    """One row per mapped record: the canonical values the checks look at (epoch seconds for times),
+    and what NEWEST_KEY is derived from when the window is judged (`validate_columns`)."""
+    fields = _required(mapping) | {"candidate.national_id", "candidate.mobile", "overall_score", "status",
+                                   "started_at", "completed_at"}
     rows = []
     for row, rec in mapped:
-        out = {ROW: row, KEY: rec["vendor_result_id"], NEWEST_KEY: newest.get(row)}
+        out = {ROW: row, KEY: rec["vendor_result_id"], _WHEN: rec["result"].get("source_updated_at") or "",
+               _DIGEST: content_hash(rec)}
         for f in fields:
             out[f] = canonical_value(rec, f)
         for f in ("started_at", "completed_at"):
@@ -75,21 +79,31 @@ def checks_for(mapping: MappingSpec, now: datetime | None = None) -> list:
 def validate_records(mapped: list[tuple[int, dict]], mapping: MappingSpec, suite_name: str,
                      now: datetime | None = None) -> tuple[dict[int, list[dict]], dict]:
     """(row -> problems [{field, rule, value (masked)}], summary without values) for a mapped batch."""
-    summary: dict = {"rows": len(mapped), "failed_rows": 0, "expectations": []}
-    if not mapped:
+    rows = frame_rows(mapped, mapping)
+    return validate_columns({name: [r[name] for r in rows] for name in rows[0]} if rows else {},
+                            mapping, suite_name, now)
+
+
+def validate_columns(columns: dict[str, list], mapping: MappingSpec, suite_name: str,
+                     now: datetime | None = None) -> tuple[dict[int, list[dict]], dict]:
+    """The same for frame rows gathered as columns (contract.gx.FrameWindow): one GX validation."""
+    numbers = columns.get(ROW, [])
+    summary: dict = {"rows": len(numbers), "failed_rows": 0, "expectations": []}
+    if not numbers:
         return {}, summary
     import pandas as pd
 
     from hiresync.contract.gx import validate_frame
 
+    columns = {**columns, NEWEST_KEY: _newest_keys(columns[KEY], columns[_WHEN], columns[_DIGEST])}
     # Object dtype keeps None as None (GX treats it as missing) and leaves numbers unconverted.
-    frame = pd.DataFrame(frame_rows(mapped, mapping))
+    frame = pd.DataFrame({name: values for name, values in columns.items() if name not in (_WHEN, _DIGEST)})
     outcome = validate_frame(frame, ROW, checks_for(mapping, now), suite_name=suite_name)
-    records = dict(mapped)
+    position = {row: i for i, row in enumerate(numbers)}
     problems: dict[int, list[dict]] = {}
     for f in outcome.failures:
         row = int(f.key)
-        value = canonical_value(records[row], f.field) if f.field != "dimensions.score" else None
+        value = columns[f.field][position[row]] if f.field in columns else None  # dimensions.score: no value
         problem = {"field": f.field, "rule": f.rule, "value": mask_value(PII_KIND.get(f.field), value)}
         if problem not in problems.setdefault(row, []):
             problems[row].append(problem)
@@ -102,26 +116,23 @@ def _required(mapping: MappingSpec) -> set[str]:
     return set(MUST_MAP) | {f.name for f in mapping.fields if f.required}
 
 
-def _newest_rows(mapped: list[tuple[int, dict]]) -> dict[int, str]:
-    """row -> "key@version" for the rows load would keep (newest source_updated_at per key).
+def _newest_keys(keys: list, whens: list[str], digests: list[str]) -> list[str | None]:
+    """Per row, "key@version" for the rows load would keep (the newest source_updated_at per key),
+    None for the others.
 
     Two different payloads claiming the same newest version of one result are ambiguous: both get
     the same value and the uniqueness check flags them. An exact repeat is harmless and is skipped.
     """
     newest: dict[str, str] = {}
-    for _, rec in mapped:
-        key, when = rec["vendor_result_id"], rec["result"].get("source_updated_at") or ""
+    for key, when in zip(keys, whens):
         if key is not None and when > newest.get(key, ""):
             newest[key] = when
-    out: dict[int, str] = {}
+    out: list[str | None] = []
     seen: set[tuple[str, str]] = set()
-    for row, rec in mapped:
-        key = rec["vendor_result_id"]
-        if key is None or (rec["result"].get("source_updated_at") or "") != newest.get(key):
-            continue
-        digest = content_hash(rec)
-        if (key, digest) in seen:
+    for key, when, digest in zip(keys, whens, digests):
+        if key is None or when != newest.get(key) or (key, digest) in seen:
+            out.append(None)
             continue
         seen.add((key, digest))
-        out[row] = f"{key}@{newest[key]}"
+        out.append(f"{key}@{when}")
     return out

@@ -333,6 +333,40 @@ def _percent(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
+# Rows per GX validation. A validation costs about 0.15 s whatever its size (GX builds a metric
+# graph per expectation), so 2,000-row micro-batches spent most of validate there: 20,000 rows
+# took 4.6 s in 2,000-row frames and 1.9 s in 10,000-row ones (measured side by side).
+WINDOW_ROWS = 10_000
+
+
+class FrameWindow:
+    """Frame rows of one suite gathered across micro-batches, handed to `judge` as columns (name ->
+    list of values) every `size` rows and at `flush()`. Columns, not a dict per row: the raw
+    suite's ~80 columns for 10,000 rows are a few MB, so memory stays bounded by the window."""
+
+    def __init__(self, judge: Callable[[dict[str, list]], None], size: int = WINDOW_ROWS):
+        self.judge, self.size = judge, size
+        self.columns: dict[str, list] = {}
+        self.rows = 0
+
+    def add(self, rows: list[dict]) -> None:
+        """Rows of one frame_rows call (they share their keys)."""
+        if not rows:
+            return
+        if not self.columns:
+            self.columns = {name: [] for name in rows[0]}
+        for name, values in self.columns.items():
+            values.extend(row[name] for row in rows)
+        self.rows += len(rows)
+        if self.rows >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            columns, self.columns, self.rows = self.columns, {}, 0
+            self.judge(columns)
+
+
 def merge_summaries(total: dict | None, part: dict) -> dict:
     """The value-free summary of a suite run over a whole run, from its micro-batches' summaries:
     counts add up, an expectation succeeds only if it succeeded in every batch."""

@@ -65,7 +65,8 @@ def load(ctx: RunContext) -> dict:
         batches = zip(staging.read_batches("raw"), staging.read_batches("mapped"), staging.read_batches("known"))
         for number, (raws, mapped, known) in enumerate(batches):
             try:
-                tally += _load_batch(s, ctx, loader, raws, {m["row"]: m["record"] for m in mapped},
+                tally += _load_batch(s, ctx, loader, raws,
+                                     {m["row"]: m["record"] for m in mapped if str(m["row"]) not in map_problems},
                                      {k["row"] for k in known}, offset, failures, map_problems,
                                      bool(manifest.get("replay")))
             except HireSyncError:  # ours already names the run and the row

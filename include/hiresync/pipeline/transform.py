@@ -1,18 +1,20 @@
 """Map: every payload that passed validation becomes a canonical record, or field-level problems.
 
 Batch by batch, as staged (payloads the hub already holds, staged as `known` by validate, are
-skipped): each mapped batch goes through the canonical GX suite
-(hiresync.contract.canonical_suite) and is staged as the mapped batch of the same position, so
-the load step reads raw and mapped batches side by side. Rows the suite fails join the mapping
-problems in `map_problems.json`, which the load step quarantines. Last, the whole run is judged
+skipped): each mapped batch is staged as the mapped batch of the same position, so the load step
+reads raw and mapped batches side by side, and goes through the canonical GX suite
+(hiresync.contract.canonical_suite) in windows of several batches. Rows the suite fails join the
+mapping problems in `map_problems.json`, which the load step quarantines. Last, the whole run is judged
 for schema drift: a drifting run freezes the source and stops here, before load, so nothing of it
 is loaded and the watermark stays.
 """
 
 from __future__ import annotations
 
+from functools import reduce
+
 from hiresync.contract import canonical_suite, drift
-from hiresync.contract.gx import merge_summaries
+from hiresync.contract.gx import FrameWindow, merge_summaries
 from hiresync.pipeline.context import RunContext
 
 
@@ -22,9 +24,17 @@ def map_records(ctx: RunContext) -> dict:
     failed = {int(k) for k in validation["failures"]}
     problems: dict[int, list[dict]] = {}
     canonical_failed: set[int] = set()
+    summaries: list[dict] = []
+
+    def judge(columns: dict[str, list]) -> None:
+        found, part = canonical_suite.validate_columns(columns, mapping, suite_name=f"{ctx.source.name}.canonical")
+        problems.update(found)
+        canonical_failed.update(found)
+        summaries.append(part)
+
+    window = FrameWindow(judge)
     presence = drift.PresenceTracker(mapping)
-    canonical_summary = None
-    rows = staged = 0
+    rows = mapped_total = 0
     with ctx.staging.writer("mapped") as out:
         for batch, known in zip(ctx.staging.read_batches("raw"), ctx.staging.read_batches("known")):
             skip = failed | {k["row"] for k in known}  # known: loaded before, byte for byte (validate)
@@ -39,13 +49,14 @@ def map_records(ctx: RunContext) -> dict:
                 else:
                     mapped.append((row, record))
             rows += len(batch)
-            found, part = canonical_suite.validate_records(mapped, mapping, suite_name=f"{ctx.source.name}.canonical")
-            problems.update(found)
-            canonical_failed.update(found)
-            canonical_summary = merge_summaries(canonical_summary, part)
-            kept = [{"row": row, "record": rec} for row, rec in mapped if row not in found]
-            out.write(kept)  # one mapped batch per raw batch, empty or not: load zips them
-            staged += len(kept)
+            # Staged now, judged with the window: a row the canonical suite fails is in map_problems,
+            # which the load step reads before the mapped record (and quarantines it).
+            out.write([{"row": row, "record": rec} for row, rec in mapped])  # one per raw batch: load zips them
+            mapped_total += len(mapped)
+            window.add(canonical_suite.frame_rows(mapped, mapping))
+    window.flush()
+    staged = mapped_total - len(canonical_failed)
+    canonical_summary = reduce(merge_summaries, summaries, None)
 
     summary = validation["summary"]
     summary["mapping"] = {"rows": rows - len(failed), "failed_rows": len(problems) - len(canonical_failed)}

@@ -1,6 +1,7 @@
-"""Validate: the raw suite (hiresync.contract.raw_suite) over the run's staged payloads, one
-micro-batch at a time; failing rows and their field + rule go to staging for the load step to
-quarantine. Rows are numbered across the whole run (batch offset + position).
+"""Validate: the raw suite (hiresync.contract.raw_suite) over the run's staged payloads, read one
+micro-batch at a time and judged by GX in windows of several batches (contract.gx.FrameWindow);
+failing rows and their field + rule go to staging for the load step to quarantine. Rows are
+numbered across the whole run (batch offset + position).
 
 Payloads the hub already loaded byte for byte under the same mapping (hiresync.load.known) are
 set aside first, staged as `known` batches beside the raw ones: map skips them and load accounts
@@ -9,7 +10,9 @@ them as unchanged. A run that pulled nothing new therefore never imports Great E
 
 from __future__ import annotations
 
-from hiresync.contract.gx import merge_summaries
+from functools import reduce
+
+from hiresync.contract.gx import FrameWindow, merge_summaries
 from hiresync.contract.raw_suite import ROW, checks_for, frame_rows
 from hiresync.ingest.bounds import INGEST_RULES
 from hiresync.load.known import known_payloads, mapping_unchanged
@@ -18,7 +21,8 @@ from hiresync.pipeline.context import RunContext
 
 def validate(ctx: RunContext) -> dict:
     failures: dict[int, list[dict]] = {}
-    summary = None
+    summaries: list[dict] = []
+    window = FrameWindow(lambda columns: summaries.append(_validate_columns(ctx, columns, failures)))
     offset = known_total = 0
     skip_known = not ctx.staging.read_json("manifest").get("replay")  # a replay re-judges on purpose
     if skip_known:
@@ -35,10 +39,10 @@ def validate(ctx: RunContext) -> dict:
                     failures[row] = [r["defect"]]
                     skip.add(row)
             todo = [(row, r["payload"]) for row, r in enumerate(batch, start=offset) if row not in skip]
-            if todo:
-                summary = merge_summaries(summary, _validate_batch(ctx, todo, failures))
+            window.add(frame_rows([p for _, p in todo], ctx.mapping, [row for row, _ in todo]))
             offset += len(batch)
-    summary = summary or {"rows": 0, "failed_rows": 0, "expectations": []}
+    window.flush()
+    summary = reduce(merge_summaries, summaries, None) or {"rows": 0, "failed_rows": 0, "expectations": []}
     summary["known"] = known_total
     summary["failed_at_ingest"] = sum(1 for v in failures.values() if v[0]["rule"] in INGEST_RULES)
     ctx.staging.write_json("validation", {"failures": {str(k): v for k, v in failures.items()}, "summary": summary})
@@ -52,17 +56,17 @@ def _known_rows(ctx: RunContext, batch: list[dict], offset: int) -> list[dict]:
     return [{"row": row, "hash": h} for row, (_, h) in enumerate(keyed, start=offset) if h in known]
 
 
-def _validate_batch(ctx: RunContext, todo: list[tuple[int, dict]], failures: dict[int, list[dict]]) -> dict:
+def _validate_columns(ctx: RunContext, columns: dict[str, list], failures: dict[int, list[dict]]) -> dict:
+    """One GX validation of a window of raw-suite rows; failing rows join `failures`."""
     # Great Expectations and pandas are imported only when there is something to validate: a run
     # that pulled nothing new never pays their import (seconds per Airflow task).
     import pandas as pd
 
     from hiresync.contract.gx import validate_frame
 
-    frame = pd.DataFrame(frame_rows([p for _, p in todo], ctx.mapping, [row for row, _ in todo]))
-    outcome = validate_frame(frame, ROW, checks_for(ctx.mapping), suite_name=f"{ctx.source.name}.raw")
+    outcome = validate_frame(pd.DataFrame(columns), ROW, checks_for(ctx.mapping), suite_name=f"{ctx.source.name}.raw")
     before = len(failures)
     for f in outcome.failures:
         failures.setdefault(int(f.key), []).append({"field": f.field, "rule": f.rule})
-    return {"rows": len(todo), "failed_rows": len(failures) - before,
+    return {"rows": len(columns[ROW]), "failed_rows": len(failures) - before,
             "expectations": outcome.expectation_results, "statistics": outcome.statistics}
