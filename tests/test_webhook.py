@@ -350,12 +350,14 @@ def test_webhook_serve_runs_a_receiver_until_interrupted(sqlite_settings, kuaipi
         line = proc.stdout.readline()
         assert line.startswith("webhook kuaipin: POST http://127.0.0.1:"), line + proc.stderr.read()
         url = line.split("POST ", 1)[1].strip()
+        # Ctrl-C only once it says it is receiving: earlier, the interrupt would hit its start-up
+        assert "receiving" in proc.stdout.readline()
         event = kuaipin.emit(1)[0]
         assert kuaipin.post(url, event) == 200 and kuaipin.post(url, event) == 200
         assert kuaipin.post(url, event, secret="wrong") == 401
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stopped: duplicate 1, rejected 1, stored 1" in out
     assert kuaipin.signing_secret not in out + err and event["data"]["candidate"]["id_number"] not in out + err
