@@ -81,6 +81,33 @@ def test_a_known_id_with_another_name_waits_for_review(settings):
     assert counts["inserted"] == 1 and count(settings, Candidate) == 1
 
 
+def test_one_batch_with_a_known_id_under_two_names_holds_back_only_the_other_name(settings):
+    """Found by the million-result benchmark: a batch holding two results of one known person, the
+    newest under another name, crashed the load (KeyError). The other name waits for review; the
+    result under the known name loads."""
+    sync(settings, "r1", [payload("A-1")])
+    counts = sync(settings, "r2", [payload("A-2", updated="2026-11-03T02:00:00Z"),
+                                   payload("A-3", name="李雷", updated="2026-11-03T03:00:00Z")])
+
+    assert counts["inserted"] == 1 and counts["quarantined"] == 1 and count(settings, Candidate) == 1
+    with transaction(settings.hub_url) as s:
+        assert s.scalars(select(Quarantine.vendor_result_id)).all() == ["A-3"]
+        assert len(set(s.scalars(select(InterviewResult.candidate_id)))) == 1
+    assert [(r["kind"], r["vendor_result_id"]) for r in list_reviews(settings)] == [("NAME_MISMATCH", "A-3")]
+
+
+def test_one_batch_with_a_new_id_under_two_names_holds_back_the_older_name(settings):
+    """A new person's candidate is made from the newest result; an older one of the same batch under
+    another name is a conflict with it, not silently attached."""
+    counts = sync(settings, "r1", [payload("A-1", name="李雷", updated="2026-11-03T01:00:00Z"),
+                                   payload("A-2", updated="2026-11-03T02:00:00Z")])
+
+    assert counts["inserted"] == 1 and counts["quarantined"] == 1 and count(settings, Candidate) == 1
+    review = list_reviews(settings)[0]
+    assert (review["kind"], review["vendor_result_id"]) == ("NAME_MISMATCH", "A-1")
+    assert review["details"]["stored_name"] == "王*" and review["details"]["incoming_name"] == "李*"
+
+
 def test_a_new_id_with_a_known_phone_and_email_waits_for_review(settings):
     sync(settings, "r1", [payload("A-1")])
     counts = sync(settings, "r2", [payload("B-1", national_id=another_id(), name="王芳")])

@@ -16,7 +16,7 @@ from hiresync.privacy.pii import mask_value
 
 ROW = "__row"
 KEY = "record.key"
-# The key of each record that is the newest version of its result in the batch: what load keeps.
+# The key of each record that is the newest version of its result in the window: what load keeps.
 NEWEST_KEY = "record.key.newest"
 DIM_MIN, DIM_MAX = "dimensions.score.min", "dimensions.score.max"
 _WHEN, _DIGEST = "record.source_updated_at", "record.content_hash"  # for NEWEST_KEY, not checked

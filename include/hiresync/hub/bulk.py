@@ -30,7 +30,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
                 if c.name not in given and c.default is not None and not c.default.is_sequence
                 and not c.default.is_clause_element}
     names = given + list(defaults)
-    processors = [table.c[name].type._cached_bind_processor(dialect) for name in names]
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     cursor = connection.connection.driver_connection.cursor()
     try:

@@ -41,7 +41,10 @@ class IdentityResolver:
 
     def national_id_index(self, record: dict) -> str:
         """The record's national-ID blind index (active key), computed once per distinct ID."""
-        nid = record["candidate"]["national_id"]
+        return self._index_of(record["candidate"])
+
+    def _index_of(self, candidate: dict) -> str:
+        nid = candidate["national_id"]
         if nid not in self._bidx:
             self._bidx[nid] = self.keys.blind_index(nid, "national_id")
         return self._bidx[nid]
@@ -49,49 +52,66 @@ class IdentityResolver:
     def resolve(self, items: list[tuple[str, dict]]) -> tuple[dict[str, tuple[int, str]], dict[str, Conflict]]:
         """(national-ID index -> (candidate id, candidate key), result key -> conflict).
 
-        Records with a conflict get no candidate; everyone else is found or created."""
+        Records with a conflict get no candidate; everyone else is found or created. Every record
+        is judged, not only the newest of its resident ID: one batch can hold several results of
+        one person (retakes, a change feed), and one of them arriving with another name holds back
+        that one, not the others."""
         self._bidx.clear()  # a per-batch cache: across a million-result run it would hold every ID
         decisions = self._decisions([key for key, _ in items])
-        newest: dict[str, tuple[str, dict]] = {}
+        by_id: dict[str, list[tuple[str, dict]]] = {}  # national-ID index -> its records, oldest first
         for key, rec in sorted(items, key=lambda kr: kr[1]["result"]["source_updated_at"]):
-            newest[self.national_id_index(rec)] = (key, rec["candidate"])
-        variants = {b: active for active, (_, cand) in newest.items() for b in self.keys.blind_indexes(cand["national_id"], "national_id")}
+            by_id.setdefault(self.national_id_index(rec), []).append((key, rec["candidate"]))
+        newest = {b: group[-1] for b, group in by_id.items()}
+        variants = {b: active for active, (_, cand) in newest.items()
+                    for b in self.keys.blind_indexes(cand["national_id"], "national_id")}
         found: dict[str, tuple[int, str]] = {}
         conflicts: dict[str, Conflict] = {}
+        known: set[str] = set()  # IDs the hub holds a candidate for
         for b, cid, ck, name_enc in self.s.execute(
                 select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key, Candidate.full_name_enc)
                 .where(Candidate.national_id_bidx.in_(list(variants)))).all():
             active = variants[b]
-            key, cand = newest[active]
+            known.add(active)
             stored = self.keys.decrypt(name_enc, f"candidates.full_name:{ck}")
-            decision = decisions.get(key)
-            if not _same_name(stored, cand["full_name"]) and not (decision and decision.resolution == "same_person"):
-                conflicts[key] = Conflict("NAME_MISMATCH", cid, "candidate.full_name", {
-                    "stored_name": pii.mask_name(stored), "incoming_name": pii.mask_name(cand["full_name"]),
-                    "national_id": pii.mask_national_id(cand["national_id"])})
-                continue
-            found[active] = (cid, ck)
+            self._check_names(by_id[active], stored, cid, decisions, conflicts)
+            if any(key not in conflicts for key, _ in by_id[active]):
+                found[active] = (cid, ck)
 
-        new = {b: kc for b, kc in newest.items() if b not in found and kc[0] not in conflicts}
+        new = {b: kc for b, kc in newest.items() if b not in known}
         for b, other in self._same_contacts(new).items():
             key, cand = new[b]
             decision = decisions.get(key)
             if decision is None:
-                conflicts[key] = Conflict("ID_MISMATCH", other[0], "candidate.national_id", {
+                conflict = Conflict("ID_MISMATCH", other[0], "candidate.national_id", {
                     "incoming_national_id": pii.mask_national_id(cand["national_id"]),
                     "mobile": pii.mask_mobile(cand["mobile"]), "email": pii.mask_email(cand["email"])})
+                conflicts.update((k, conflict) for k, _ in by_id[b])  # the ID is in doubt for all its records
             elif decision.resolution == "same_person":
                 found[b] = other  # the vendor had a wrong ID; the person already exists
 
-        created = [self._candidate_row(b, cand) for b, (key, cand) in new.items()
-                   if b not in found and key not in conflicts]
+        created = {b: cand for b, (key, cand) in new.items() if b not in found and key not in conflicts}
         if created:
-            insert_rows(self.s, Candidate.__table__, created)
-            found.update((b, (i, k)) for b, i, k in self.s.execute(
-                select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
-                .where(Candidate.national_id_bidx.in_([c["national_id_bidx"] for c in created]))).all())
-        self._link_vendor_ids([rec for key, rec in items if key not in conflicts], found)
+            insert_rows(self.s, Candidate.__table__, [self._candidate_row(b, cand) for b, cand in created.items()])
+            for b, i, k in self.s.execute(
+                    select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
+                    .where(Candidate.national_id_bidx.in_(list(created)))).all():
+                found[b] = (i, k)
+                # Older records of a new person in this batch are judged against the newest one's name.
+                self._check_names(by_id[b][:-1], created[b]["full_name"], i, decisions, conflicts)
+        self._link_vendor_ids([(key, cand) for group in by_id.values() for key, cand in group
+                               if key not in conflicts], found)
         return found, conflicts
+
+    def _check_names(self, records: list[tuple[str, dict]], stored: str, candidate_id: int,
+                     decisions: dict, conflicts: dict[str, Conflict]) -> None:
+        """A known resident ID arriving with another name is a conflict, unless a person decided it
+        is the same person."""
+        for key, cand in records:
+            decision = decisions.get(key)
+            if not _same_name(stored, cand["full_name"]) and not (decision and decision.resolution == "same_person"):
+                conflicts[key] = Conflict("NAME_MISMATCH", candidate_id, "candidate.full_name", {
+                    "stored_name": pii.mask_name(stored), "incoming_name": pii.mask_name(cand["full_name"]),
+                    "national_id": pii.mask_national_id(cand["national_id"])})
 
     def open_reviews(self, run_id: str, conflicts: dict[str, Conflict]) -> None:
         """One open review per result; a re-pull of a result already under review adds none."""
@@ -145,9 +165,10 @@ class IdentityResolver:
     def _enc(self, value: str, column: str, candidate_key: str) -> str:
         return self.keys.encrypt(value, f"candidates.{column}:{candidate_key}")
 
-    def _link_vendor_ids(self, records: list[dict], found: dict[str, tuple[int, str]]) -> None:
-        pairs = {rec["candidate"]["vendor_candidate_id"]: found[self.national_id_index(rec)][0]
-                 for rec in records if rec["candidate"].get("vendor_candidate_id")}
+    def _link_vendor_ids(self, records: list[tuple[str, dict]], found: dict[str, tuple[int, str]]) -> None:
+        """(result key, candidate part) pairs: each vendor candidate id points at its candidate."""
+        pairs = {cand["vendor_candidate_id"]: found[self._index_of(cand)][0]
+                 for _, cand in records if cand.get("vendor_candidate_id")}
         known = set(self.s.scalars(select(CandidateVendorId.vendor_candidate_id).where(
             CandidateVendorId.vendor == self.vendor, CandidateVendorId.vendor_candidate_id.in_(list(pairs)))))
         new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]

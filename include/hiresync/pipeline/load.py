@@ -4,8 +4,8 @@ In that transaction: raw payloads (encrypted), quarantine rows, identity resolut
 upserted behind a version guard, outbox rows for what changed, record lineage, the run's counts
 and the watermark. So a crash leaves the hub as it was, and the watermark never covers data that
 did not commit (DESIGN.md invariants 1-3). Work is done in chunks with set-based Core statements
-(executemany; the ORM's per-object bookkeeping is not needed here): a run of 100,000 results must
-not cost 100,000 round trips.
+(the ORM's per-object bookkeeping is not needed here; inserts go through hiresync.hub.bulk: COPY on
+PostgreSQL, executemany elsewhere): a run of 100,000 results must not cost 100,000 round trips.
 """
 
 from __future__ import annotations
@@ -119,10 +119,11 @@ class _Statistics:
     """Table statistics refreshed *inside* the load transaction on PostgreSQL, each time the rows
     loaded so far double. Without them, a first big load into a fresh hub plans every batch's
     `source = ? AND payload_hash IN (...)` lookup as a scan of all of the source's rows (the
-    planner believes the tables are tiny), and the load slows quadratically: 40,000 results took
-    minutes. ANALYZE in a transaction counts the transaction's own new rows. It holds a lock that
-    another run's ANALYZE waits for until this transaction ends, so it gives up after a short wait
-    instead (that run then plans with older statistics; nothing else is blocked)."""
+    planner believes the tables are tiny), and the load slows quadratically: the load of 40,000
+    results took 118 s without them, 51 s with them. ANALYZE in a transaction counts the
+    transaction's own new rows. It holds a lock that another run's ANALYZE waits for until this
+    transaction ends, so it gives up after a short wait instead (that run then plans with older
+    statistics; nothing else is blocked)."""
 
     def __init__(self, session: Session):
         self.s = session
