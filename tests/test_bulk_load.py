@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hiresync.hub.bulk import insert_rows
@@ -50,6 +51,13 @@ def test_bulk_rows_keep_json_chinese_text_and_aware_times(hub_url):
         row = s.scalars(select(AuditEvent)).one()
     assert row.detail == detail and row.actor == "测试"
     assert row.created_at == when  # stored as UTC, read back aware: the same moment
+
+
+def test_a_bulk_insert_that_breaks_a_constraint_raises_what_an_insert_would(hub_url):
+    with pytest.raises(IntegrityError), Session(engine_for(hub_url)) as s, s.begin():
+        insert_rows(s, Candidate.__table__, [_candidate(1), _candidate(1)])  # one resident ID index twice
+    with transaction(hub_url) as s:
+        assert s.scalars(select(Candidate)).all() == []  # the transaction kept nothing
 
 
 @pytest.fixture

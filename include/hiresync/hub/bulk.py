@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from sqlalchemy import Table, insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
@@ -32,12 +33,16 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     names = given + list(defaults)
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
     cursor = connection.connection.driver_connection.cursor()
     try:
-        with cursor.copy(f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN") as copy:
+        with cursor.copy(statement) as copy:
             for row in rows:
                 extra = [arg(None) if callable(arg) else arg for arg in defaults.values()]
                 copy.write_row(_bound(processors, [row[name] for name in given] + extra))
+    except dialect.loaded_dbapi.Error as exc:
+        # The same exception types as executemany (IntegrityError, ...): callers need not know the path.
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error) from None
     finally:
         cursor.close()
 
