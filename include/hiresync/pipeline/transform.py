@@ -4,9 +4,9 @@ Batch by batch, as staged (payloads the hub already holds, staged as `known` by 
 skipped): each mapped batch is staged as the mapped batch of the same position, so the load step
 reads raw and mapped batches side by side, and goes through the canonical GX suite
 (hiresync.contract.canonical_suite) in windows of several batches. Rows the suite fails join the
-mapping problems in `map_problems.json`, which the load step quarantines. Last, the whole run is judged
-for schema drift: a drifting run freezes the source and stops here, before load, so nothing of it
-is loaded and the watermark stays.
+mapping problems in `map_problems.json`, which the load step quarantines. Last, the whole run is
+judged for schema drift: a drifting run freezes the source and stops here, before load, so nothing
+of it is loaded and the watermark stays.
 """
 
 from __future__ import annotations
