@@ -96,6 +96,11 @@ def hub_url(hub_database):
 @pytest.fixture
 def settings(hub_url, tmp_path, monkeypatch):
     """Settings for one test: its own var dir, EHR file and key; the repo's sources and profiles."""
+    return settings_for(hub_url, tmp_path, monkeypatch)
+
+
+def settings_for(hub_url: str, tmp_path, monkeypatch):
+    """The `settings` fixture's work, for a test that brings a hub database of its own."""
     from hiresync.privacy.pii import Keyring
     from hiresync.config.settings import Settings
 

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from hiresync.hub.bulk import insert_rows
 from hiresync.hub.models import BLIND_INDEX_SCHEME, AuditEvent, Candidate
-from hiresync.hub.store import engine_for, transaction
+from hiresync.hub.store import engine_for, migrate, transaction
 from hiresync.pipeline.runner import run_source
 from simulators.aiview import AIViewSimulator
-from tests.conftest import SERVER_URLS, _fresh_server_database
+from tests.conftest import SERVER_URLS, _fresh_server_database, settings_for
 from tests.helpers import connect
 
 
@@ -61,33 +61,15 @@ def test_a_bulk_insert_that_breaks_a_constraint_raises_what_an_insert_would(hub_
 
 
 @pytest.fixture
-def pg_settings(settings_factory):
+def pg_settings(tmp_path, monkeypatch):
+    """A PostgreSQL hub of its own (the test holds locks on it) and runs of several micro-batches."""
     base = SERVER_URLS["postgresql"]
     if not base:
         pytest.skip("postgresql is not configured here (set HIRESYNC_TEST_PG_URL)")
     url, drop = _fresh_server_database(base)
-    yield settings_factory(url)
+    migrate(url)
+    yield replace(settings_for(url, tmp_path, monkeypatch), batch_size=50)
     drop()
-
-
-@pytest.fixture
-def settings_factory(tmp_path, monkeypatch):
-    from hiresync.config.settings import Settings
-    from hiresync.hub.store import migrate
-    from hiresync.privacy.pii import Keyring
-
-    def make(url: str):
-        var = tmp_path / "var"
-        monkeypatch.setenv("HIRESYNC_VAR", str(var))
-        monkeypatch.setenv("HIRESYNC_HUB_URL", url)
-        monkeypatch.setenv("HIRESYNC_EHR_URL", f"sqlite:///{var / 'ehr.db'}")
-        monkeypatch.delenv("HIRESYNC_KEYS", raising=False)
-        s = Settings.from_env()
-        Keyring.generate(s.key_file)
-        migrate(url)
-        return replace(s, batch_size=50)  # a run of several micro-batches: the statistics refresh as it grows
-
-    return make
 
 
 def test_postgresql_tables_get_statistics_during_a_first_big_load(pg_settings, monkeypatch):
