@@ -5,6 +5,7 @@ Ctrl-C, and `with` does both ends."""
 from __future__ import annotations
 
 import io
+import signal
 import socket
 import threading
 import time
@@ -40,7 +41,11 @@ class BackgroundServer:
             self._thread = None
 
     def serve_forever(self) -> None:
-        """Foreground mode: block until Ctrl-C."""
+        """Foreground mode: block until Ctrl-C or SIGTERM (a service manager's stop), which both end
+        it cleanly. Both are set here because a process started by one that ignores Ctrl-C
+        inherits that, and Python then installs no handler of its own: Ctrl-C would do nothing."""
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
         self.start()
         try:
             while True:
@@ -63,6 +68,10 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop_like_ctrl_c(*_) -> None:
+    raise KeyboardInterrupt
 
 
 class CappedThreadingHTTPServer(ThreadingHTTPServer):

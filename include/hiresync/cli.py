@@ -558,14 +558,8 @@ def webhook_serve(port: int = typer.Option(8090, "--port", help="TCP port (0: an
                                                    "kind: webhook source in sources.yaml")) -> None:
     """Serve POST /webhooks/<source>: verify the signature, store each delivery in the inbox once,
     then answer 2xx. Runs until Ctrl-C; the source's sync run drains the inbox."""
-    import signal
-
     from hiresync.ingest.webhook import WebhookReceiver
 
-    # Stop on Ctrl-C even when started by a process that ignores it (a child inherits an ignored
-    # SIGINT, and Python then installs no handler), and on a supervisor's SIGTERM the same way.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     settings = _hub_settings()
     logging.getLogger("hiresync.ingest.webhook").setLevel(logging.INFO)
     from hiresync.monitor.alerts import Alert, load_alert_config, send
