@@ -54,3 +54,21 @@ def test_datetime_parser_returns_utc_or_a_field_error(raw):
         assert err.rule == "DATETIME"
     else:
         assert value.utcoffset().total_seconds() == 0
+
+
+# Text built from what free text holds and what the cleaner changes: Chinese prose, full-width
+# letters, digits and punctuation, every kind of space and line break, control and zero-width marks.
+free_text = st.text(alphabet=st.sampled_from(list("候选人表现良好，。！ABab12 ＡＢａｂ１２\u3000\xa0\t\n\r\u2028\u2029\x07\u200b\ufeff"
+                                                   "e\u0301é")) | st.characters(), max_size=40)
+
+
+@settings(max_examples=500, deadline=None)
+@given(free_text)
+@example("候选人表现良好，建议进入下一轮。")  # the usual comment: nothing to clean, returned as it is
+@example("e\u0301")  # not NFC
+@example("两个  空格")
+@example(" 前导空格")
+def test_free_text_shortcut_agrees_with_the_full_cleaner(text):
+    from hiresync.mapping.spec import _clean_free_text, clean_free_text
+
+    assert clean_free_text(text) == _clean_free_text(text)

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from connectors.targets.shape import Shape
+from hiresync.hub.bulk import insert_rows
 
 SCHEMA_VERSION = 2
 DEFAULT_SHAPE = Path(__file__).resolve().parents[2] / "mappings" / "targets" / "ehr.yaml"
@@ -150,7 +151,7 @@ class EhrSqlTarget:
             have = set(conn.scalars(select(ehr_candidates.c.candidate_key).where(
                 ehr_candidates.c.candidate_key.in_(list(cand_rows)))))
             if new := [r for k, r in cand_rows.items() if k not in have]:
-                conn.execute(insert(ehr_candidates), new)
+                insert_rows(conn, ehr_candidates, new)
             if old := [{**r, "k": k} for k, r in cand_rows.items() if k in have]:
                 conn.execute(update(ehr_candidates).where(ehr_candidates.c.candidate_key == bindparam("k")), old)
 
@@ -162,14 +163,13 @@ class EhrSqlTarget:
             versions = dict(conn.execute(select(ehr_interview_results.c.result_key, ehr_interview_results.c.hub_version)
                                          .where(ehr_interview_results.c.result_key.in_(list(rows)))).all())
             if new := [r for k, r in rows.items() if k not in versions]:
-                conn.execute(insert(ehr_interview_results), new)
+                insert_rows(conn, ehr_interview_results, new)
             if newer := [{**r, "k": k} for k, r in rows.items() if k in versions and r["hub_version"] > versions[k]]:
                 conn.execute(update(ehr_interview_results).where(ehr_interview_results.c.result_key == bindparam("k")), newer)
             written = [r["result_key"] for r in new] + [r["k"] for r in newer]
             if written:
                 conn.execute(delete(ehr_dimension_scores).where(ehr_dimension_scores.c.result_key.in_(written)))
-                if child := [d for k in written for d in dims[k]]:
-                    conn.execute(insert(ehr_dimension_scores), child)
+                insert_rows(conn, ehr_dimension_scores, [d for k in written for d in dims[k]])
 
     # -- what HR reads ----------------------------------------------------------------------------
     def readable(self, result: dict) -> dict:

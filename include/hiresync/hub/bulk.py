@@ -1,51 +1,75 @@
-"""Bulk inserts: COPY on PostgreSQL, executemany elsewhere, inside the caller's transaction.
+"""Bulk inserts: COPY on PostgreSQL, the driver's executemany elsewhere, in the caller's transaction.
 
 psycopg sends an executemany as one INSERT per row (pipelined, but still a parse, bind and
 execute per row on the server); COPY streams the rows in one statement, several times faster for
-the load's batches of a few thousand rows. SQLite and MariaDB keep SQLAlchemy's executemany, which
-their drivers already batch. Because COPY bypasses SQLAlchemy's statement compilation, this module
+the load's batches of a few thousand rows. SQLite's and PyMySQL's executemany are fast already
+(PyMySQL folds the rows into multi-row INSERTs), but SQLAlchemy's own executemany builds a
+parameter dict per row through its compiler, which cost more than the insert itself; here the rows
+go to the driver as tuples. Both paths bypass SQLAlchemy's statement compilation, so this module
 applies what SQLAlchemy would have: Python-side column defaults and each type's bind processing
 (UTC timestamps, JSON), so a row lands exactly as `insert(table)` would have written it.
 """
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any, Iterable
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Connection, Table, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT `rows` (dicts with the same keys) into `table` in `session`'s transaction."""
+def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` (dicts with the same keys) into `table` in the session's or connection's transaction."""
     if not rows:
         return
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     dialect = connection.dialect
-    if dialect.name != "postgresql" or dialect.driver != "psycopg":
-        session.execute(insert(table), rows)
+    if dialect.name not in ("postgresql", "sqlite", "mysql", "mariadb") or (
+            dialect.name == "postgresql" and dialect.driver != "psycopg"):
+        connection.execute(insert(table), rows)  # a driver this module does not know: SQLAlchemy's way
         return
     given = list(rows[0])
     defaults = {c.name: c.default.arg for c in table.columns
                 if c.name not in given and c.default is not None and not c.default.is_sequence
                 and not c.default.is_clause_element}
     names = given + list(defaults)
-    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
-    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
+    # Only the columns whose type converts a value (timestamps, JSON, ...) are touched per row.
+    convert = [(i, p) for i, name in enumerate(names)
+               if (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    pick = itemgetter(*given) if len(given) > 1 else (lambda row: (row[given[0]],))
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name in names)
+
+    def values():
+        for row in rows:
+            value = list(pick(row))
+            value += [arg(None) if callable(arg) else arg for arg in defaults.values()]
+            for i, process in convert:
+                if value[i] is not None:
+                    value[i] = process(value[i])
+            yield tuple(value)
+
+    if dialect.name == "postgresql":
+        _copy(connection, f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN", values())
+        return
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"  # sqlite3 / PyMySQL
+    statement = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({columns}) "
+                 f"VALUES ({', '.join([marker] * len(names))})")
+    connection.exec_driver_sql(statement, list(values()))  # tuples: straight to cursor.executemany
+
+
+def _copy(connection: Connection, statement: str, rows: Iterable[tuple]) -> None:
+    dialect = connection.dialect
     cursor = connection.connection.driver_connection.cursor()
     try:
         with cursor.copy(statement) as copy:
             for row in rows:
-                extra = [arg(None) if callable(arg) else arg for arg in defaults.values()]
-                copy.write_row(_bound(processors, [row[name] for name in given] + extra))
+                copy.write_row(row)
     except dialect.loaded_dbapi.Error as exc:
         # The same exception types as executemany (IntegrityError, ...): callers need not know the path.
         raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error) from None
     finally:
         cursor.close()
 
-
-def _bound(processors: list, values: Iterable[Any]) -> tuple:
-    return tuple(v if p is None or v is None else p(v) for p, v in zip(processors, values))

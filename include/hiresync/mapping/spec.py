@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from connectors.records import get_path
@@ -154,14 +154,51 @@ class FieldSpec:
     def parts(self) -> tuple[str, ...]:
         return tuple(self.path.split(".")) if self.path else ()
 
+    @cached_property
+    def read(self) -> Callable[[Any], Any]:
+        """The path as a function of the payload, built once: the mapper runs it for every record."""
+        return _reader(self.parts)
+
+    @cached_property
+    def read_scale(self) -> Callable[[Any], Any] | None:
+        return _reader(tuple(self.scale.split("."))) if isinstance(self.scale, str) else None
+
+    @cached_property
+    def convert(self) -> Callable[["FieldSpec", Any, dict], Any]:
+        """This field's normaliser (raw value, not None -> canonical value), looked up once."""
+        return _CONVERTERS.get(self.type, _unknown_type)
+
     def extract(self, payload: dict) -> Any:
         if self.path is None:
             return self.const
-        value = get_path(payload, self.parts)
+        value = self.read(payload)
         return self.default if value is None or value == "" else value
 
     def scale_of(self, payload: dict) -> Any:
-        return get_path(payload, self.scale) if isinstance(self.scale, str) else (self.scale or 100)
+        return self.read_scale(payload) if self.read_scale else (self.scale or 100)
+
+
+def _reader(parts: tuple[str, ...]) -> Callable[[Any], Any]:
+    """get_path(node, parts) unrolled for the usual one to three levels."""
+    if len(parts) == 1:
+        (a,) = parts
+        return lambda node: node.get(a) if isinstance(node, dict) else None
+    if len(parts) == 2:
+        a, b = parts
+
+        def read2(node):
+            node = node.get(a) if isinstance(node, dict) else None
+            return node.get(b) if isinstance(node, dict) else None
+        return read2
+    if len(parts) == 3:
+        a, b, c = parts
+
+        def read3(node):
+            node = node.get(a) if isinstance(node, dict) else None
+            node = node.get(b) if isinstance(node, dict) else None
+            return node.get(c) if isinstance(node, dict) else None
+        return read3
+    return lambda node: get_path(node, parts)
 
 
 @dataclass(frozen=True)
@@ -280,50 +317,70 @@ class MappingSpec:
 # -- normalisers: value in, canonical value out, or FieldError(rule) ------------------------------
 def _normalise(spec: FieldSpec, payload: dict) -> Any:
     raw = spec.extract(payload)
-    if isinstance(raw, float) and not math.isfinite(raw):
-        raise FieldError("NAN")  # NaN/Infinity (JSON extensions some vendors send) is a value, not a missing one
     if raw is None:
         if spec.required:
             raise FieldError("NOT_NULL")
         return (None, None, None) if spec.type == "score" else None
-    kind = spec.type
-    if kind == "text":
-        return clean_text(raw)
-    if kind == "free_text":
-        return clean_free_text(raw)
-    if kind == "national_id":
-        value = identifiers.normalize_national_id(str(raw))
-        if problem := identifiers.national_id_problem(value):
-            raise FieldError(problem)
-        age = identifiers.age_on(value, datetime.now(timezone.utc).date())
-        if age is not None and age < MINIMUM_AGE:
-            raise FieldError("MINOR")  # never loaded, never delivered: minors' data needs a guardian's consent
-        return value
-    if kind == "mobile":
-        if (value := identifiers.normalize_mobile(str(raw))) is None:
-            raise FieldError("MOBILE_FORMAT")
-        return value
-    if kind == "email":
-        if (value := identifiers.normalize_email(str(raw))) is None:
-            raise FieldError("EMAIL_FORMAT")
-        return value
-    if kind == "datetime":
-        return parse_datetime(raw, spec.timezone, spec.time_format).isoformat()
-    if kind == "score":
-        return normalise_score(raw, spec.scale_of(payload))
-    if kind == "enum":
-        key = str(raw).strip()
-        if key in spec.values:
-            return spec.values[key]
-        raise FieldError("ENUM")
-    if kind == "url":
-        text = str(raw).strip()
-        if not re.match(r"^https?://\S+$", text):
-            raise FieldError("URL_FORMAT")
-        return text
-    if kind == "number":
-        return _number(raw)
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise FieldError("NAN")  # NaN/Infinity (JSON extensions some vendors send) is a value, not a missing one
+    return spec.convert(spec, raw, payload)
+
+
+def _national_id(spec: FieldSpec, raw: Any, payload: dict) -> str:
+    value = identifiers.normalize_national_id(str(raw))
+    if problem := identifiers.national_id_problem(value):
+        raise FieldError(problem)
+    age = identifiers.age_on(value, datetime.now(timezone.utc).date())
+    if age is not None and age < MINIMUM_AGE:
+        raise FieldError("MINOR")  # never loaded, never delivered: minors' data needs a guardian's consent
+    return value
+
+
+def _mobile(spec: FieldSpec, raw: Any, payload: dict) -> str:
+    if (value := identifiers.normalize_mobile(str(raw))) is None:
+        raise FieldError("MOBILE_FORMAT")
+    return value
+
+
+def _email(spec: FieldSpec, raw: Any, payload: dict) -> str:
+    if (value := identifiers.normalize_email(str(raw))) is None:
+        raise FieldError("EMAIL_FORMAT")
+    return value
+
+
+def _enum(spec: FieldSpec, raw: Any, payload: dict) -> Any:
+    key = str(raw).strip()
+    if key in spec.values:
+        return spec.values[key]
+    raise FieldError("ENUM")
+
+
+_URL = re.compile(r"^https?://\S+$")
+
+
+def _url(spec: FieldSpec, raw: Any, payload: dict) -> str:
+    text = str(raw).strip()
+    if not _URL.match(text):
+        raise FieldError("URL_FORMAT")
+    return text
+
+
+def _unknown_type(spec: FieldSpec, raw: Any, payload: dict) -> Any:
     raise FieldError("UNKNOWN_TYPE")
+
+
+_CONVERTERS: dict[str, Callable[[FieldSpec, Any, dict], Any]] = {
+    "text": lambda spec, raw, payload: clean_text(raw),
+    "free_text": lambda spec, raw, payload: clean_free_text(raw),
+    "national_id": _national_id,
+    "mobile": _mobile,
+    "email": _email,
+    "datetime": lambda spec, raw, payload: parse_datetime(raw, spec.timezone, spec.time_format).isoformat(),
+    "score": lambda spec, raw, payload: normalise_score(raw, spec.scale_of(payload)),
+    "enum": _enum,
+    "url": _url,
+    "number": lambda spec, raw, payload: _number(raw),
+}
 
 
 def clean_text(raw: Any) -> str:
@@ -344,8 +401,20 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
+# What clean_free_text would change: whitespace other than a single inner space, control and
+# zero-width characters, full-width letters and digits. Most comments hold none of it and are
+# returned as they are (tests/test_mapping_properties.py checks the shortcut against the full path).
+_FREE_TEXT_WORK = re.compile(r"[^\S ]|  |^ | $|[\x00-\x1f\x7f\u200b\ufeff\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
+
+
 def clean_free_text(raw: Any) -> str:
     text = raw if isinstance(raw, str) else str(raw)
+    if not _FREE_TEXT_WORK.search(text) and unicodedata.is_normalized("NFC", text):
+        return text
+    return _clean_free_text(text)
+
+
+def _clean_free_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text).translate(_FULLWIDTH_ALNUM)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
     text = _CONTROL.sub("", text.replace("\t", " "))
