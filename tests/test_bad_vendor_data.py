@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from hypothesis import given, settings, strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -128,3 +129,23 @@ def test_a_huge_field_is_quarantined_and_not_copied_into_the_hub(settings, aivie
     with transaction(settings.hub_url) as s:
         kept = s.get(RawPayload, q.raw_payload_id).payload_enc
     assert len(kept) < 20_000  # the cut copy, not 6 MB
+
+
+
+_json = st.recursive(st.none() | st.integers() | st.text(alphabet="ab王\udc81", max_size=6),
+                     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text("xy", max_size=2), children,
+                                                                                        max_size=3),
+                     max_leaves=15)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json, st.integers(1, 4), st.integers(1, 5))
+def test_the_quick_shape_check_agrees_with_the_one_that_names_the_field(payload, depth, chars):
+    """check_shape first asks bounds._within (no paths built), then _first_breach names the breach:
+    the two must agree on every payload, or a breach would pass unnamed or a good record be cut."""
+    from datetime import timedelta
+
+    from hiresync.ingest.bounds import Limits, _first_breach, _within
+
+    limits = Limits(max_depth=depth, max_field_chars=chars, future_tolerance=timedelta(0))
+    assert _within(payload, limits) == (_first_breach(payload, limits) is None)

@@ -34,6 +34,8 @@ class Limits:
 
 def check_shape(payload, limits: Limits) -> tuple[object, dict | None]:
     """(payload, or its cut copy when over a limit; {field, rule} of the first breach, or None)."""
+    if _within(payload, limits):  # nearly every record: no field paths to build
+        return payload, None
     breach = _first_breach(payload, limits)
     if breach is None:
         return payload, None
@@ -44,6 +46,27 @@ def check_cursor(cursor: datetime | None, field: str, now: datetime, limits: Lim
     if cursor is not None and cursor > now + limits.future_tolerance:
         return {"field": field, "rule": "FUTURE_CURSOR", "value": cursor.isoformat()}  # a time, not personal data
     return None
+
+
+def _within(payload, limits: Limits) -> bool:
+    """True when nothing breaches a limit: the same checks as _first_breach, without naming paths."""
+    if isinstance(payload, str):
+        return len(payload) <= limits.max_field_chars and (payload.isascii() or not _UNDECODED.search(payload))
+    if not isinstance(payload, (dict, list)):
+        return True
+    max_depth, max_chars = limits.max_depth, limits.max_field_chars
+    stack = [(payload, 1)]  # iterative, like _first_breach
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        for value in node.values() if isinstance(node, dict) else node:
+            if isinstance(value, str):
+                if len(value) > max_chars or (not value.isascii() and _UNDECODED.search(value)):
+                    return False
+            elif isinstance(value, (dict, list)):
+                stack.append((value, depth + 1))
+    return True
 
 
 def _first_breach(payload, limits: Limits) -> dict | None:
