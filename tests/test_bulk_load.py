@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,3 +98,22 @@ def test_a_load_does_not_wait_for_statistics_another_session_holds(pg_settings, 
         holder.close()
     assert summary["status"] == "success" and summary["inserted"] > 150
     assert "statistics not refreshed during the load" in caplog.text
+
+
+def test_one_of_finds_exactly_the_given_keys(hub_url):
+    """hiresync.hub.bulk.one_of: `= ANY(array)` on PostgreSQL, IN elsewhere; the same rows either way,
+    for many keys, a set, no keys, and inside an UPDATE."""
+    from hiresync.hub.bulk import one_of
+
+    with Session(engine_for(hub_url)) as s, s.begin():
+        insert_rows(s, Candidate.__table__, [_candidate(i) for i in range(1200)])
+    wanted = [f"{i:064d}" for i in range(0, 1200, 3)] + ["no such index"]
+    with transaction(hub_url) as s:
+        found = s.scalars(select(Candidate.candidate_key).where(one_of(Candidate.national_id_bidx, wanted))).all()
+        assert sorted(found) == sorted(f"ck-{i}" for i in range(0, 1200, 3))
+        ids = set(s.scalars(select(Candidate.id).where(one_of(Candidate.candidate_key, {"ck-1", "ck-2"}))))
+        assert len(ids) == 2
+        assert s.scalars(select(Candidate.id).where(one_of(Candidate.id, []))).all() == []
+        s.execute(Candidate.__table__.update().where(one_of(Candidate.id, ids)).values(full_name_masked="李*"))
+    with transaction(hub_url) as s:
+        assert s.scalar(select(func.count()).where(Candidate.full_name_masked == "李*")) == 2

@@ -38,6 +38,7 @@ from hiresync.config.settings import Settings
 from hiresync.delivery.render import RenderError, bodies
 from hiresync.delivery.targets import profile_for, target_for
 from hiresync.delivery.workflow import record_accepted, send_events
+from hiresync.hub.bulk import one_of
 
 REASON_LIMIT = 120
 
@@ -191,7 +192,7 @@ def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds) 
             return None
         rows = _in_candidate_order(s, target_name, rows)
         if rows:
-            s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]))
+            s.execute(update(Outbox).where(one_of(Outbox.id, [r.id for r in rows]))
                       .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
         # A reference is rendered from the raw payload it names (one encrypted copy of each payload);
         # erase requests and workflow events carry their own encrypted body.
@@ -214,13 +215,13 @@ def _in_candidate_order(s, target_name: str, rows: list) -> list:
     if not result_ids:
         return rows
     cand_of = dict(s.execute(select(InterviewResult.id, InterviewResult.candidate_id)
-                             .where(InterviewResult.id.in_(result_ids))).all())
+                             .where(one_of(InterviewResult.id, result_ids))).all())
     ids = [r.id for r in rows]
     first_outside = dict(s.execute(
         select(InterviewResult.candidate_id, func.min(Outbox.id))
         .join(InterviewResult, InterviewResult.id == Outbox.result_id)
         .where(Outbox.target == target_name, Outbox.status == "pending", Outbox.id < max(ids),
-               Outbox.id.not_in(ids), InterviewResult.candidate_id.in_(set(cand_of.values())))
+               Outbox.id.not_in(ids), one_of(InterviewResult.candidate_id, set(cand_of.values())))
         .group_by(InterviewResult.candidate_id)).all())
     return [r for r in rows
             if r.result_id is None or r.id < first_outside.get(cand_of.get(r.result_id), r.id + 1)]
@@ -251,7 +252,7 @@ def _record(settings, batch: _Batch, outcomes: list[Outcome], now: datetime, pro
 
 def _release(settings, ids: list[int]) -> None:
     with transaction(settings.hub_url) as s:
-        s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(claimed_until=None, claimed_by=None))
+        s.execute(update(Outbox).where(one_of(Outbox.id, ids)).values(claimed_until=None, claimed_by=None))
 
 
 def _release_quietly(settings, ids: list[int]) -> None:

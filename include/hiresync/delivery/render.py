@@ -20,6 +20,7 @@ from hiresync import jsonfast
 from hiresync.hub.models import Candidate, InterviewResult, MappingVersion, RawPayload
 from hiresync.mapping.spec import MappingSpec
 from hiresync.privacy.pii import Keyring
+from hiresync.hub.bulk import one_of
 
 
 def delivery_payload(vendor: str, key: str, rec: dict, version: int, candidate_key: str) -> dict:
@@ -54,11 +55,11 @@ def render(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderErro
         return {}
     raws = {r.id: r for r in s.execute(
         select(RawPayload.id, RawPayload.source, RawPayload.payload_hash, RawPayload.payload_enc)
-        .where(RawPayload.id.in_({row.raw_payload_id for row in rows})))}
+        .where(one_of(RawPayload.id, {row.raw_payload_id for row in rows})))}
     results = {r.id: r for r in s.execute(
         select(InterviewResult.id, InterviewResult.vendor, InterviewResult.vendor_result_id, Candidate.candidate_key)
         .join(Candidate, Candidate.id == InterviewResult.candidate_id)
-        .where(InterviewResult.id.in_({row.result_id for row in rows})))}
+        .where(one_of(InterviewResult.id, {row.result_id for row in rows})))}
     out: dict[int, dict | RenderError] = {}
     for row in rows:
         raw, result = raws.get(row.raw_payload_id), results.get(row.result_id)

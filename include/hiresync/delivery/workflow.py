@@ -34,7 +34,7 @@ from connectors.targets.shape import Shape
 from hiresync import jsonfast
 from hiresync.config.files import load_yaml_checked
 from hiresync.errors import ConfigError, HireSyncError
-from hiresync.hub.bulk import insert_rows
+from hiresync.hub.bulk import insert_rows, one_of
 from hiresync.hub.models import InterviewResult, StatusEvent
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring
@@ -199,7 +199,7 @@ def queue_events(s: Session, settings: Settings, keys: Keyring, source_targets: 
     if not rows:
         return 0
     known = set(s.scalars(select(Outbox.idempotency_key).where(
-        Outbox.idempotency_key.in_([r["idempotency_key"] for r in rows]))))
+        one_of(Outbox.idempotency_key, [r["idempotency_key"] for r in rows]))))
     rows = [r for r in rows if r["idempotency_key"] not in known]
     insert_rows(s, Outbox.__table__, rows)
     return len(rows)
@@ -213,7 +213,7 @@ def _record_ai_passed(s: Session, passed: list[Change]) -> None:
     ext = {hashlib.sha256(f"ai_passed|{c.payload['result']['result_key']}|{c.content_hash}".encode()).hexdigest(): c
            for c in passed}
     known = set(s.scalars(select(StatusEvent.external_id).where(
-        StatusEvent.origin == "hiresync", StatusEvent.external_id.in_(list(ext)))))
+        StatusEvent.origin == "hiresync", one_of(StatusEvent.external_id, list(ext)))))
     rows = [dict(result_id=c.result_id, candidate_id=c.candidate_id, stage="ai_passed", origin="hiresync",
                  external_id=key, occurred_at=now, recorded_at=now,
                  detail={"result_key": c.payload["result"]["result_key"], "version": c.version})
@@ -267,10 +267,10 @@ def record_accepted(s: Session, accepted: list[tuple[str, int | None, dict, str 
     if not accepted:
         return
     known = set(s.scalars(select(StatusEvent.external_id).where(
-        StatusEvent.origin == "hiresync", StatusEvent.external_id.in_([a[0] for a in accepted]))))
+        StatusEvent.origin == "hiresync", one_of(StatusEvent.external_id, [a[0] for a in accepted]))))
     ids = [a[1] for a in accepted if a[1] is not None]
     cand = dict(s.execute(select(InterviewResult.id, InterviewResult.candidate_id)
-                          .where(InterviewResult.id.in_(ids))).all()) if ids else {}
+                          .where(one_of(InterviewResult.id, ids))).all()) if ids else {}
     rows = [dict(result_id=rid, candidate_id=cand.get(rid), stage=p["event"]["stage"], origin="hiresync",
                  external_id=key, occurred_at=now, recorded_at=now,
                  detail={"rule": p["event"]["rule"], "event": p["event"]["type"], "target_ref": ref})
@@ -325,7 +325,7 @@ def _page(target, feed: Feed, params: dict) -> tuple[list[dict], str | None]:
 def _record_changes(settings: Settings, origin: str, feed: Feed, items: list[dict], counts: dict) -> None:
     with transaction(settings.hub_url) as s:
         known = set(s.scalars(select(StatusEvent.external_id).where(
-            StatusEvent.origin == origin, StatusEvent.external_id.in_([str(i.get("id")) for i in items]))))
+            StatusEvent.origin == origin, one_of(StatusEvent.external_id, [str(i.get("id")) for i in items]))))
         rows = []
         for item in items:
             ext, key, stage = str(item.get("id")), str(item.get("externalKey") or ""), feed.stages.get(item.get("stage"))

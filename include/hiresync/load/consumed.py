@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from hiresync.hub.models import FileDrop, InboxDelivery
+from hiresync.hub.bulk import one_of
 
 CHUNK = 500
 
@@ -19,12 +20,12 @@ CHUNK = 500
 def record_consumed(s: Session, source: str, run_id: str, manifest: dict) -> None:
     ids = manifest.get("inbox_ids") or []
     for i in range(0, len(ids), CHUNK):
-        s.execute(update(InboxDelivery).where(InboxDelivery.id.in_(ids[i:i + CHUNK]), InboxDelivery.status == "new")
+        s.execute(update(InboxDelivery).where(one_of(InboxDelivery.id, ids[i:i + CHUNK]), InboxDelivery.status == "new")
                   .values(status="drained", run_id=run_id))
     files = manifest.get("files") or []
     if files:
         known = set(s.scalars(select(FileDrop.content_hash).where(
-            FileDrop.source == source, FileDrop.content_hash.in_([f["hash"] for f in files]))))
+            FileDrop.source == source, one_of(FileDrop.content_hash, [f["hash"] for f in files]))))
         new = [dict(source=source, file_name=f["file"], content_hash=f["hash"], rows=f["rows"], run_id=run_id)
                for f in files if f["hash"] not in known]
         if new:

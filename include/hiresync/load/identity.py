@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hiresync.privacy import pii
 from hiresync.errors import HireSyncError
-from hiresync.hub.bulk import insert_rows
+from hiresync.hub.bulk import insert_rows, one_of
 from hiresync.hub.models import Candidate, CandidateVendorId, IdentityReview
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring
@@ -69,7 +69,7 @@ class IdentityResolver:
         known: set[str] = set()  # IDs the hub holds a candidate for
         for b, cid, ck, name_enc in self.s.execute(
                 select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key, Candidate.full_name_enc)
-                .where(Candidate.national_id_bidx.in_(list(variants)))).all():
+                .where(one_of(Candidate.national_id_bidx, list(variants)))).all():
             active = variants[b]
             known.add(active)
             stored = self.keys.decrypt(name_enc, f"candidates.full_name:{ck}")
@@ -94,7 +94,7 @@ class IdentityResolver:
             insert_rows(self.s, Candidate.__table__, [self._candidate_row(b, cand) for b, cand in created.items()])
             for b, i, k in self.s.execute(
                     select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
-                    .where(Candidate.national_id_bidx.in_(list(created)))).all():
+                    .where(one_of(Candidate.national_id_bidx, list(created)))).all():
                 found[b] = (i, k)
                 # Older records of a new person in this batch are judged against the newest one's name.
                 self._check_names(by_id[b][:-1], created[b]["full_name"], i, decisions, conflicts)
@@ -119,7 +119,7 @@ class IdentityResolver:
             return
         pending = set(self.s.scalars(select(IdentityReview.vendor_result_id).where(
             IdentityReview.source == self.source, IdentityReview.status == "open",
-            IdentityReview.vendor_result_id.in_(list(conflicts)))))
+            one_of(IdentityReview.vendor_result_id, list(conflicts)))))
         rows = [dict(kind=c.kind, source=self.source, vendor_result_id=key, candidate_id=c.candidate_id,
                      details={**c.details, "run_id": run_id}, status="open")
                 for key, c in conflicts.items() if key not in pending]
@@ -130,7 +130,7 @@ class IdentityResolver:
     def _decisions(self, keys: list[str]) -> dict[str, IdentityReview]:
         return {r.vendor_result_id: r for r in self.s.scalars(select(IdentityReview).where(
             IdentityReview.source == self.source, IdentityReview.status == "resolved",
-            IdentityReview.vendor_result_id.in_(keys)).order_by(IdentityReview.id))}
+            one_of(IdentityReview.vendor_result_id, keys)).order_by(IdentityReview.id))}
 
     def _same_contacts(self, new: dict[str, tuple[str, dict]]) -> dict[str, tuple[int, str]]:
         """New IDs whose phone and email both belong to one existing candidate."""
@@ -140,7 +140,7 @@ class IdentityResolver:
             return {}
         mobiles = [m for ms, _ in wanted.values() for m in ms]
         rows = self.s.execute(select(Candidate.id, Candidate.candidate_key, Candidate.mobile_bidx, Candidate.email_bidx)
-                              .where(Candidate.mobile_bidx.in_(mobiles))).all()
+                              .where(one_of(Candidate.mobile_bidx, mobiles))).all()
         out = {}
         for b, (ms, es) in wanted.items():
             hit = next((r for r in rows if r.mobile_bidx in ms and r.email_bidx in es), None)
@@ -170,7 +170,7 @@ class IdentityResolver:
         pairs = {cand["vendor_candidate_id"]: found[self._index_of(cand)][0]
                  for _, cand in records if cand.get("vendor_candidate_id")}
         known = set(self.s.scalars(select(CandidateVendorId.vendor_candidate_id).where(
-            CandidateVendorId.vendor == self.vendor, CandidateVendorId.vendor_candidate_id.in_(list(pairs)))))
+            CandidateVendorId.vendor == self.vendor, one_of(CandidateVendorId.vendor_candidate_id, list(pairs)))))
         new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]
         if new:
             insert_rows(self.s, CandidateVendorId.__table__, new)

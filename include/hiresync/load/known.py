@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from hiresync.hub.models import MappingVersion, Quarantine, RawPayload, RecordLineage
 from hiresync.mapping.spec import MappingSpec
+from hiresync.hub.bulk import one_of
 
 LOADED = ("inserted", "updated", "unchanged", "stale", "superseded")
 # Reasons that a later run may judge differently: time passes, a person resolves an identity review.
@@ -53,7 +54,7 @@ def known_payloads(s: Session, source: str, mapping: MappingSpec, keyed: list[tu
         rows = s.execute(
             select(RecordLineage.vendor_result_id, RecordLineage.payload_hash, RecordLineage.result_id,
                    RecordLineage.outcome, RecordLineage.mapping_version)
-            .where(RecordLineage.source == source, RecordLineage.vendor_result_id.in_(keys[i:i + CHUNK]))
+            .where(RecordLineage.source == source, one_of(RecordLineage.vendor_result_id, keys[i:i + CHUNK]))
             .order_by(RecordLineage.id)).all()
         current: dict[str, str] = {}  # vendor result id -> hash of the payload its stored version came from
         result_of: dict[str, int] = {}
@@ -84,7 +85,7 @@ def _still_quarantined(s: Session, source: str, keys: list[str], hashes: set[str
     rows = s.execute(
         select(RawPayload.payload_hash, Quarantine.problems)
         .join(RawPayload, RawPayload.id == Quarantine.raw_payload_id)
-        .where(Quarantine.source == source, Quarantine.status == "open", Quarantine.vendor_result_id.in_(keys))).all()
+        .where(Quarantine.source == source, Quarantine.status == "open", one_of(Quarantine.vendor_result_id, keys))).all()
     held: set[str] = set()
     rejudge: set[str] = set()
     for digest, problems in rows:

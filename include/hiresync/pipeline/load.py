@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
-from hiresync.hub.bulk import insert_rows
+from hiresync.hub.bulk import insert_rows, one_of
 from hiresync.hub.store import engine_for
 from hiresync.load.identity import Conflict, IdentityResolver
 from hiresync.hub.models import (
@@ -230,7 +230,7 @@ def _quarantine(s: Session, rows: list[dict], dedupe: bool) -> set[int]:
     if dedupe:
         for chunk in chunks(sorted(held), CHUNK):
             existing.update(s.execute(select(table.c.raw_payload_id, table.c.id).where(
-                table.c.status == "open", table.c.raw_payload_id.in_(chunk))).all())
+                table.c.status == "open", one_of(table.c.raw_payload_id, chunk))).all())
     seen: Counter[int] = Counter()
     new: dict[int, dict] = {}
     for r in rows:
@@ -256,7 +256,7 @@ def _quarantine(s: Session, rows: list[dict], dedupe: bool) -> set[int]:
 def _resolve_loaded(s: Session, run_id: str, raw_ids: set[int]) -> None:
     table = Quarantine.__table__
     for chunk in chunks(sorted(raw_ids), CHUNK):
-        s.execute(update(table).where(table.c.status == "open", table.c.raw_payload_id.in_(chunk))
+        s.execute(update(table).where(table.c.status == "open", one_of(table.c.raw_payload_id, chunk))
                   .values(status="resolved", resolved_run_id=run_id, resolved_at=datetime.now(timezone.utc)))
 
 
@@ -296,7 +296,7 @@ class _Loader:
         wanted = {r["hash"]: r for r in raws}
         for chunk in chunks(list(wanted), CHUNK):
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
-                RawPayload.source == source, RawPayload.payload_hash.in_(chunk))).all())
+                RawPayload.source == source, one_of(RawPayload.payload_hash, chunk))).all())
         new = [dict(source=source, vendor_result_id=self.ctx.mapping.key_of(r["payload"]) or "", payload_hash=h,
                     payload_enc=self.keys.encrypt(jsonfast.dumps(r["payload"]), f"raw_payloads:{source}:{h}", compress=True),
                     run_id=self.ctx.run_id)
@@ -304,7 +304,7 @@ class _Loader:
         for chunk in chunks(new, 2000):
             insert_rows(self.s, RawPayload.__table__, chunk)
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
-                RawPayload.source == source, RawPayload.payload_hash.in_([n["payload_hash"] for n in chunk]))).all())
+                RawPayload.source == source, one_of(RawPayload.payload_hash, [n["payload_hash"] for n in chunk]))).all())
         return [ids[r["hash"]] for r in raws]
 
     # -- results ---------------------------------------------------------------------------------
@@ -314,7 +314,7 @@ class _Loader:
             select(InterviewResult.id, InterviewResult.vendor_result_id, InterviewResult.source_updated_at,
                    InterviewResult.content_hash, InterviewResult.version, InterviewResult.status)
             .where(InterviewResult.vendor == self.vendor,
-                   InterviewResult.vendor_result_id.in_([k for k, _ in items])))}
+                   one_of(InterviewResult.vendor_result_id, [k for k, _ in items])))}
         out: dict[str, tuple[str, int]] = {}
         to_insert, to_update = [], []
         for key, rec in items:
@@ -346,14 +346,14 @@ class _Loader:
                 for key, rec, digest in to_insert])
             ids = dict(self.s.execute(select(InterviewResult.vendor_result_id, InterviewResult.id).where(
                 InterviewResult.vendor == self.vendor,
-                InterviewResult.vendor_result_id.in_([k for k, *_ in to_insert]))).all())
+                one_of(InterviewResult.vendor_result_id, [k for k, *_ in to_insert]))).all())
             out.update({key: ("inserted", ids[key]) for key, *_ in to_insert})
         if to_update:
             results = InterviewResult.__table__
             self.s.execute(update(results).where(results.c.id == bindparam("result_id")), [
                 self._result_row(key, rec, digest, candidate_of(rec)[0], version=old.version + 1) | {"result_id": old.id}
                 for key, rec, digest, old in to_update])
-            self.s.execute(delete(DimensionScore).where(DimensionScore.result_id.in_([old.id for *_, old in to_update])))
+            self.s.execute(delete(DimensionScore).where(one_of(DimensionScore.result_id, [old.id for *_, old in to_update])))
             out.update({key: ("updated", old.id) for key, _, _, old in to_update})
 
         changed = [(key, rec, digest, 1) for key, rec, digest in to_insert] + \
@@ -397,7 +397,7 @@ class _Loader:
                 wanted[idem] = (target, key, version)
         known = set()
         for chunk in chunks(list(wanted), CHUNK):
-            known.update(self.s.scalars(select(Outbox.idempotency_key).where(Outbox.idempotency_key.in_(chunk))))
+            known.update(self.s.scalars(select(Outbox.idempotency_key).where(one_of(Outbox.idempotency_key, chunk))))
         rows = [dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
                      raw_payload_id=self.raw_of_key[key], mapping_fingerprint=self.ctx.mapping.fingerprint,
                      status="pending", run_id=self.ctx.run_id)
