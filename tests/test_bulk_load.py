@@ -68,6 +68,7 @@ def pg_settings(tmp_path, monkeypatch):
         pytest.skip("postgresql is not configured here (set HIRESYNC_TEST_PG_URL)")
     url, drop = _fresh_server_database(base)
     migrate(url)
+    monkeypatch.setattr("hiresync.pipeline.load._Statistics.FIRST", 50)  # the first refresh, at a test's scale
     yield replace(settings_for(url, tmp_path, monkeypatch), batch_size=50)
     drop()
 

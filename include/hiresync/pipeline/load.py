@@ -99,7 +99,7 @@ def load(ctx: RunContext) -> dict:
 
 
 _LOADED_TABLES = ("raw_payloads, interview_results, dimension_scores, candidates, candidate_vendor_ids, "
-                  "record_lineage, outbox, quarantine")
+                  "record_lineage, outbox, quarantine, status_events")
 
 
 def _analyze(ctx: RunContext) -> None:
@@ -116,8 +116,9 @@ def _analyze(ctx: RunContext) -> None:
 
 
 class _Statistics:
-    """Table statistics refreshed *inside* the load transaction on PostgreSQL, each time the rows
-    loaded so far double. Without them, a first big load into a fresh hub plans every batch's
+    """Table statistics refreshed *inside* the load transaction on PostgreSQL, once the load has
+    1,000 rows and again each time the rows loaded so far have grown fourfold (the planner scales
+    the statistics' row counts by a table's current size, so they need not be fresher than that). Without them, a first big load into a fresh hub plans every batch's
     `source = ? AND payload_hash IN (...)` lookup as a scan of all of the source's rows (the
     planner believes the tables are tiny), and the load slows quadratically (see README
     "Benchmarks": PostgreSQL went from 174 to 615 results/s with this and COPY). ANALYZE in a
@@ -125,15 +126,17 @@ class _Statistics:
     waits for until this transaction ends, so it gives up after a short wait instead (that run then
     plans with older statistics; nothing else is blocked)."""
 
+    FIRST, GROWTH = 1_000, 4  # each ANALYZE samples up to 30,000 rows per table: not after every batch
+
     def __init__(self, session: Session):
         self.s = session
         self.on = session.get_bind().dialect.name == "postgresql"
-        self.next = 1
+        self.next = self.FIRST
 
     def after(self, rows: int) -> None:
         if not self.on or rows < self.next:
             return
-        self.next = rows * 2
+        self.next = rows * self.GROWTH
         configured = self.s.scalar(text("SELECT current_setting('lock_timeout')"))
         try:
             with self.s.begin_nested():
