@@ -198,9 +198,12 @@ def queue_events(s: Session, settings: Settings, keys: Keyring, source_targets: 
                                                           compress=True)))
     if not rows:
         return 0
-    known = set(s.scalars(select(Outbox.idempotency_key).where(
-        one_of(Outbox.idempotency_key, [r["idempotency_key"] for r in rows]))))
-    rows = [r for r in rows if r["idempotency_key"] not in known]
+    known = set()
+    for target in {r["target"] for r in rows}:  # (target, key): uq_outbox_idempotency's order
+        known.update((target, k) for k in s.scalars(select(Outbox.idempotency_key).where(
+            Outbox.target == target, one_of(Outbox.idempotency_key, [r["idempotency_key"] for r in rows
+                                                                     if r["target"] == target]))))
+    rows = [r for r in rows if (r["target"], r["idempotency_key"]) not in known]
     insert_rows(s, Outbox.__table__, rows)
     return len(rows)
 

@@ -189,8 +189,8 @@ class RawPayload(Base):
     """Every distinct payload a vendor sent, encrypted: what replay and trace start from."""
 
     __tablename__ = "raw_payloads"
-    __table_args__ = (UniqueConstraint("source", "vendor_result_id", "payload_hash", name="uq_raw_payload"),
-                      Index("ix_raw_payload_hash", "source", "payload_hash"))  # the load looks up by hash
+    # the load looks payloads up by (source, vendor result id, hash): this key's index
+    __table_args__ = (UniqueConstraint("source", "vendor_result_id", "payload_hash", name="uq_raw_payload"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
     vendor_result_id: Mapped[str] = mapped_column(String(128))
@@ -245,9 +245,8 @@ class Outbox(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        UniqueConstraint("target", "idempotency_key", name="uq_outbox_idempotency"),
+        UniqueConstraint("target", "idempotency_key", name="uq_outbox_idempotency"),  # also the load's lookup
         Index("ix_outbox_pending", "target", "status", "id"),
-        Index("ix_outbox_idempotency", "idempotency_key"),  # the load looks up keys of every target at once
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     target: Mapped[str] = mapped_column(String(32))

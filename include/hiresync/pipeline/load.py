@@ -296,18 +296,22 @@ class _Loader:
     def store_raw_payloads(self, raws: list[dict]) -> list[int]:
         source = self.ctx.source.name
         ids: dict[str, int] = {}
-        wanted = {r["hash"]: r for r in raws}
-        for chunk in chunks(list(wanted), CHUNK):
+        wanted = {r["hash"]: (self.ctx.mapping.key_of(r["payload"]) or "", r) for r in raws}
+
+        def lookup(keyed: list[tuple[str, str]]) -> None:  # (vendor result id, hash): uq_raw_payload's order
             ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
-                RawPayload.source == source, one_of(RawPayload.payload_hash, chunk))).all())
-        new = [dict(source=source, vendor_result_id=self.ctx.mapping.key_of(r["payload"]) or "", payload_hash=h,
+                RawPayload.source == source, one_of(RawPayload.vendor_result_id, {k for k, _ in keyed}),
+                one_of(RawPayload.payload_hash, [h for _, h in keyed]))).all())
+
+        for chunk in chunks([(key, h) for h, (key, _) in wanted.items()], CHUNK):
+            lookup(chunk)
+        new = [dict(source=source, vendor_result_id=key, payload_hash=h,
                     payload_enc=self.keys.encrypt(jsonfast.dumps(r["payload"]), f"raw_payloads:{source}:{h}", compress=True),
                     run_id=self.ctx.run_id)
-               for h, r in wanted.items() if h not in ids]
+               for h, (key, r) in wanted.items() if h not in ids]
         for chunk in chunks(new, 2000):
             insert_rows(self.s, RawPayload.__table__, chunk)
-            ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
-                RawPayload.source == source, one_of(RawPayload.payload_hash, [n["payload_hash"] for n in chunk]))).all())
+            lookup([(n["vendor_result_id"], n["payload_hash"]) for n in chunk])
         return [ids[r["hash"]] for r in raws]
 
     # -- results ---------------------------------------------------------------------------------
@@ -399,8 +403,11 @@ class _Loader:
                 idem = hashlib.sha256(f"{target}|{self.vendor}|{key}|{digest}".encode()).hexdigest()
                 wanted[idem] = (target, key, version)
         known = set()
-        for chunk in chunks(list(wanted), CHUNK):
-            known.update(self.s.scalars(select(Outbox.idempotency_key).where(one_of(Outbox.idempotency_key, chunk))))
+        for target in self.ctx.source.targets:  # (target, key): uq_outbox_idempotency's order
+            mine = [idem for idem, (t, *_) in wanted.items() if t == target]
+            for chunk in chunks(mine, CHUNK):
+                known.update(self.s.scalars(select(Outbox.idempotency_key).where(
+                    Outbox.target == target, one_of(Outbox.idempotency_key, chunk))))
         rows = [dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
                      raw_payload_id=self.raw_of_key[key], mapping_fingerprint=self.ctx.mapping.fingerprint,
                      status="pending", run_id=self.ctx.run_id)
