@@ -368,6 +368,17 @@ class FrameWindow:
             self.judge(columns)
 
 
+class RunningSummary:
+    """A suite's summary over a run, merged window by window as they are judged: a run of a million
+    rows keeps one summary, not one per window."""
+
+    def __init__(self) -> None:
+        self.total: dict | None = None
+
+    def add(self, part: dict) -> None:
+        self.total = merge_summaries(self.total, part)
+
+
 def merge_summaries(total: dict | None, part: dict) -> dict:
     """The value-free summary of a suite run over a whole run, from its micro-batches' summaries:
     counts add up, an expectation succeeds only if it succeeded in every batch."""

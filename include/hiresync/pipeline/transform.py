@@ -11,10 +11,8 @@ of it is loaded and the watermark stays.
 
 from __future__ import annotations
 
-from functools import reduce
-
 from hiresync.contract import canonical_suite, drift
-from hiresync.contract.gx import FrameWindow, merge_summaries
+from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.pipeline.context import RunContext
 
 
@@ -24,13 +22,13 @@ def map_records(ctx: RunContext) -> dict:
     failed = {int(k) for k in validation["failures"]}
     problems: dict[int, list[dict]] = {}
     canonical_failed: set[int] = set()
-    summaries: list[dict] = []
+    summaries = RunningSummary()
 
     def judge(columns: dict[str, list]) -> None:
         found, part = canonical_suite.validate_columns(columns, mapping, suite_name=f"{ctx.source.name}.canonical")
         problems.update(found)
         canonical_failed.update(found)
-        summaries.append(part)
+        summaries.add(part)
 
     window = FrameWindow(judge)
     presence = drift.PresenceTracker(mapping)
@@ -56,7 +54,7 @@ def map_records(ctx: RunContext) -> dict:
             window.add(canonical_suite.frame_rows(mapped, mapping))
     window.flush()
     staged = mapped_total - len(canonical_failed)
-    canonical_summary = reduce(merge_summaries, summaries, None)
+    canonical_summary = summaries.total
 
     summary = validation["summary"]
     summary["mapping"] = {"rows": rows - len(failed), "failed_rows": len(problems) - len(canonical_failed)}

@@ -10,9 +10,7 @@ them as unchanged. A run that pulled nothing new therefore never imports Great E
 
 from __future__ import annotations
 
-from functools import reduce
-
-from hiresync.contract.gx import FrameWindow, merge_summaries
+from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.contract.raw_suite import ROW, checks_for, frame_rows
 from hiresync.ingest.bounds import INGEST_RULES
 from hiresync.load.known import known_payloads, mapping_unchanged
@@ -21,8 +19,8 @@ from hiresync.pipeline.context import RunContext
 
 def validate(ctx: RunContext) -> dict:
     failures: dict[int, list[dict]] = {}
-    summaries: list[dict] = []
-    window = FrameWindow(lambda columns: summaries.append(_validate_columns(ctx, columns, failures)))
+    summaries = RunningSummary()
+    window = FrameWindow(lambda columns: summaries.add(_validate_columns(ctx, columns, failures)))
     offset = known_total = 0
     skip_known = not ctx.staging.read_json("manifest").get("replay")  # a replay re-judges on purpose
     if skip_known:
@@ -42,7 +40,7 @@ def validate(ctx: RunContext) -> dict:
             window.add(frame_rows([p for _, p in todo], ctx.mapping, [row for row, _ in todo]))
             offset += len(batch)
     window.flush()
-    summary = reduce(merge_summaries, summaries, None) or {"rows": 0, "failed_rows": 0, "expectations": []}
+    summary = summaries.total or {"rows": 0, "failed_rows": 0, "expectations": []}
     summary["known"] = known_total
     summary["failed_at_ingest"] = sum(1 for v in failures.values() if v[0]["rule"] in INGEST_RULES)
     ctx.staging.write_json("validation", {"failures": {str(k): v for k, v in failures.items()}, "summary": summary})
