@@ -179,25 +179,9 @@ class FieldSpec:
 
 
 def _reader(parts: tuple[str, ...]) -> Callable[[Any], Any]:
-    """get_path(node, parts) unrolled for the usual one to three levels."""
-    if len(parts) == 1:
-        (a,) = parts
-        return lambda node: node.get(a) if isinstance(node, dict) else None
-    if len(parts) == 2:
-        a, b = parts
-
-        def read2(node):
-            node = node.get(a) if isinstance(node, dict) else None
-            return node.get(b) if isinstance(node, dict) else None
-        return read2
-    if len(parts) == 3:
-        a, b, c = parts
-
-        def read3(node):
-            node = node.get(a) if isinstance(node, dict) else None
-            node = node.get(b) if isinstance(node, dict) else None
-            return node.get(c) if isinstance(node, dict) else None
-        return read3
+    if len(parts) == 1:  # most of a spec's paths, dimensions' fields included
+        (part,) = parts
+        return lambda node: node.get(part) if isinstance(node, dict) else None
     return lambda node: get_path(node, parts)
 
 

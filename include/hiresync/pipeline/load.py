@@ -118,13 +118,13 @@ def _analyze(ctx: RunContext) -> None:
 class _Statistics:
     """Table statistics refreshed *inside* the load transaction on PostgreSQL, once the load has
     1,000 rows and again each time the rows loaded so far have grown fourfold (the planner scales
-    the statistics' row counts by a table's current size, so they need not be fresher than that). Without them, a first big load into a fresh hub plans every batch's
-    `source = ? AND payload_hash IN (...)` lookup as a scan of all of the source's rows (the
-    planner believes the tables are tiny), and the load slows quadratically (see README
-    "Benchmarks": PostgreSQL went from 174 to 615 results/s with this and COPY). ANALYZE in a
-    transaction counts the transaction's own new rows. It holds a lock that another run's ANALYZE
-    waits for until this transaction ends, so it gives up after a short wait instead (that run then
-    plans with older statistics; nothing else is blocked)."""
+    the statistics' row counts by a table's current size, so they need not be fresher than that).
+    Without them, a first big load into a fresh hub plans every batch's key lookups as scans of all
+    the rows loaded before (the planner believes the tables are tiny), and the load slows
+    quadratically (README "Benchmarks": PostgreSQL went from 174 to 615 results/s with this and
+    COPY). ANALYZE in a transaction counts the transaction's own new rows. It holds a lock that
+    another run's ANALYZE waits for until this transaction ends, so it gives up after a short wait
+    instead (that run then plans with older statistics; nothing else is blocked)."""
 
     FIRST, GROWTH = 1_000, 4  # each ANALYZE samples up to 30,000 rows per table: not after every batch
 
