@@ -298,10 +298,12 @@ class _Loader:
         ids: dict[str, int] = {}
         wanted = {r["hash"]: (self.ctx.mapping.key_of(r["payload"]) or "", r) for r in raws}
 
-        def lookup(keyed: list[tuple[str, str]]) -> None:  # (vendor result id, hash): uq_raw_payload's order
-            ids.update(self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
-                RawPayload.source == source, one_of(RawPayload.vendor_result_id, {k for k, _ in keyed}),
-                one_of(RawPayload.payload_hash, [h for _, h in keyed]))).all())
+        def lookup(keyed: list[tuple[str, str]]) -> None:
+            # Every stored version of these results (uq_raw_payload's leading columns), the wanted
+            # hashes kept here: a second IN on the hash would make SQLite probe every key x hash pair.
+            hashes = {h for _, h in keyed}
+            ids.update((h, i) for h, i in self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
+                RawPayload.source == source, one_of(RawPayload.vendor_result_id, {k for k, _ in keyed}))) if h in hashes)
 
         for chunk in chunks([(key, h) for h, (key, _) in wanted.items()], CHUNK):
             lookup(chunk)
