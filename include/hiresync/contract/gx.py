@@ -1,8 +1,9 @@
 """Run one batch of vendor results through Great Expectations and report which rows broke which rule.
 
 GX Core is called directly (not through the Airflow provider, see STACK_NOTES). Importing
-great_expectations costs about 3 s and 200 MB, and this module is imported on DAG-parse paths, so
-every GX import happens inside a function and the context is built once per process.
+great_expectations costs about 1.5 s and 150 MB (hiresync.contract.gx_import), and this module is
+imported on DAG-parse paths, so every GX import happens inside a function and the context is built
+once per process.
 
 Personal data: the frame holds resident ID numbers, phones and emails, and GX's COMPLETE results
 echo the failing VALUES (unexpected_list, partial_* lists, and even every unexpected_index_list
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -98,10 +98,9 @@ def _gx() -> _Gx:
 
 
 def _build_gx() -> _Gx:
-    # Set before the import for GX builds that send usage analytics (1.24.1 as installed here
-    # ships no analytics module; analytics_enabled=False below covers the context as well).
-    os.environ["GX_ANALYTICS_ENABLED"] = "False"
-    import great_expectations as gx
+    from hiresync.contract.gx_import import import_gx
+
+    gx = import_gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
