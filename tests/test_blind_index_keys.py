@@ -132,8 +132,8 @@ def test_migration_0014_marks_existing_candidates_as_indexed_the_old_way(tmp_pat
     migrate(url)
     with transaction(url) as s:
         assert s.scalar(select(Candidate.bidx_scheme).where(Candidate.candidate_key == "k1")) == 1
-        s.add(Candidate(candidate_key="k2", key_version=1, full_name_enc="x", full_name_masked="x",
-                        national_id_enc="x", national_id_bidx="new-index", national_id_masked="x"))
+        s.add(Candidate(candidate_key="k2", key_version=1, full_name_enc="v1:eA==", full_name_masked="x",
+                        national_id_enc="v1:eA==", national_id_bidx="new-index", national_id_masked="x"))
     with transaction(url) as s:  # what this code writes is on the per-field scheme
         assert s.scalar(select(Candidate.bidx_scheme).where(Candidate.candidate_key == "k2")) == 2
 

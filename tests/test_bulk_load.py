@@ -23,8 +23,8 @@ from tests.helpers import connect
 
 
 def _candidate(i: int) -> dict:
-    return dict(candidate_key=f"ck-{i}", key_version=1, national_id_bidx=f"{i:064d}", national_id_enc="v1:x",
-                national_id_masked="110***", full_name_enc="v1:y", full_name_masked="王*")
+    return dict(candidate_key=f"ck-{i}", key_version=1, national_id_bidx=f"{i:064d}", national_id_enc="v1:eA==",
+                national_id_masked="110***", full_name_enc="v1:eQ==", full_name_masked="王*")
 
 
 def test_bulk_rows_get_the_python_defaults_an_insert_would_give(hub_url):

@@ -135,8 +135,8 @@ def seed_hub(url: str) -> None:
     """The hand-made data set above, as hub rows (personal columns hold placeholders)."""
     with transaction(url) as s:
         for cid in range(1, 9):
-            s.add(Candidate(id=cid, candidate_key=f"c{cid}", key_version=1, full_name_enc="x", full_name_masked="x",
-                            national_id_enc="x", national_id_bidx=f"b{cid}", national_id_masked="x"))
+            s.add(Candidate(id=cid, candidate_key=f"c{cid}", key_version=1, full_name_enc="v1:eA==", full_name_masked="x",
+                            national_id_enc="v1:eA==", national_id_bidx=f"b{cid}", national_id_masked="x"))
         s.flush()
         for r in _results().itertuples():
             s.add(InterviewResult(id=r.result_id, vendor=r.vendor, vendor_result_id=str(r.result_id),

@@ -137,10 +137,10 @@ def test_drained_webhook_deliveries_go_with_the_raw_payload_lifetime(sqlite_sett
 
     old = datetime.now(timezone.utc) - timedelta(days=400)
     with transaction(sqlite_settings.hub_url) as s:
-        s.add_all([InboxDelivery(source="kuaipin", delivery_id="d-1", payload_enc="v1:x", status="drained",
+        s.add_all([InboxDelivery(source="kuaipin", delivery_id="d-1", payload_enc="v1:eA==", status="drained",
                                  run_id="r", received_at=old),
-                   InboxDelivery(source="kuaipin", delivery_id="d-2", payload_enc="v1:x", status="new", received_at=old),
-                   InboxDelivery(source="kuaipin", delivery_id="d-3", payload_enc="v1:x", status="drained", run_id="r")])
+                   InboxDelivery(source="kuaipin", delivery_id="d-2", payload_enc="v1:eA==", status="new", received_at=old),
+                   InboxDelivery(source="kuaipin", delivery_id="d-3", payload_enc="v1:eA==", status="drained", run_id="r")])
     assert purge(sqlite_settings)["inbox"] == 1
     with transaction(sqlite_settings.hub_url) as s:
         left = set(s.scalars(select(InboxDelivery.delivery_id)))

@@ -1,15 +1,19 @@
 """The hub database: HireSync's own tables (never Airflow's metadata DB).
 
-Personal data lives only in the *_enc columns (AES-GCM, see hiresync.privacy.pii); *_bidx columns are
-keyed blind indexes for matching, *_masked the display form. Times are stored as naive UTC
-because MySQL and SQLite keep no zone; UTCDateTime makes them aware again on read.
+Personal data lives only in the *_enc columns (AES-GCM, see hiresync.privacy.pii; stored as bytes,
+see Ciphertext); *_bidx columns are keyed blind indexes for matching, *_masked the display form.
+Times are stored as naive UTC because MySQL and SQLite keep no zone; UTCDateTime makes them aware
+again on read.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
+                        func, literal)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -28,6 +32,39 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class Ciphertext(TypeDecorator):
+    """An encrypted value: in Python the keyring's token text ("v<key version>:<base64>"), in the
+    database its bytes ("v<key version>:" then nonce and ciphertext). Base64 would add a third to
+    every stored payload and personal value (migration 0016 converted the text columns)."""
+
+    impl = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+    cache_ok = True
+
+    class comparator_factory(TypeDecorator.Comparator):
+        def under_key(self, version: int):
+            """The values encrypted under key `version` (what a key rotation still has to redo)."""
+            prefix = f"v{version}:".encode()
+            return func.substr(self.expr, 1, len(prefix)) == literal(prefix, LargeBinary())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        head, sep, body = value.partition(":")
+        try:
+            if not (sep and head[:1] == "v" and head[1:].isdigit()):
+                raise ValueError
+            return head.encode() + b":" + base64.b64decode(body, validate=True)
+        except (ValueError, binascii.Error):
+            # Never the value itself: a column of this type holds personal data.
+            raise ValueError("not an encryption token (\"v<n>:<base64>\"); encrypt the value with the keyring") from None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        head, _, body = bytes(value).partition(b":")  # the key version never holds a colon
+        return f"{head.decode()}:{base64.b64encode(body).decode()}"
 
 
 Score = Numeric(9, 2, asdecimal=False)
@@ -118,15 +155,15 @@ class Candidate(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_key: Mapped[str] = mapped_column(String(36), unique=True)
     key_version: Mapped[int]
-    full_name_enc: Mapped[str] = mapped_column(Text)
+    full_name_enc: Mapped[str] = mapped_column(Ciphertext())
     full_name_masked: Mapped[str] = mapped_column(String(64))
-    national_id_enc: Mapped[str] = mapped_column(Text)
+    national_id_enc: Mapped[str] = mapped_column(Ciphertext())
     national_id_bidx: Mapped[str] = mapped_column(String(64), unique=True)
     national_id_masked: Mapped[str] = mapped_column(String(32))
-    mobile_enc: Mapped[str | None] = mapped_column(Text)
+    mobile_enc: Mapped[str | None] = mapped_column(Ciphertext())
     mobile_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
     mobile_masked: Mapped[str | None] = mapped_column(String(32))
-    email_enc: Mapped[str | None] = mapped_column(Text)
+    email_enc: Mapped[str | None] = mapped_column(Ciphertext())
     email_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
     email_masked: Mapped[str | None] = mapped_column(String(255))
     bidx_scheme: Mapped[int] = mapped_column(default=BLIND_INDEX_SCHEME, server_default="1", index=True)
@@ -160,7 +197,7 @@ class InterviewResult(Base):
     ai_comment: Mapped[str | None] = mapped_column(Text)
     recommendation: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(20))
-    video_url_enc: Mapped[str | None] = mapped_column(Text)
+    video_url_enc: Mapped[str | None] = mapped_column(Ciphertext())
     video_expires_at: Mapped[datetime | None]
     report_url: Mapped[str | None] = mapped_column(Text)
     interviewer: Mapped[str | None]
@@ -195,7 +232,7 @@ class RawPayload(Base):
     source: Mapped[str] = mapped_column(String(64))
     vendor_result_id: Mapped[str] = mapped_column(String(128))
     payload_hash: Mapped[str] = mapped_column(String(64))
-    payload_enc: Mapped[str | None] = mapped_column(Text)  # None once purged by retention or erasure
+    payload_enc: Mapped[str | None] = mapped_column(Ciphertext())  # None once purged by retention or erasure
     run_id: Mapped[str] = mapped_column(String(160))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     purged_at: Mapped[datetime | None]
@@ -258,7 +295,7 @@ class Outbox(Base):
     # erase requests and workflow events, which are not results, carry their own encrypted body.
     raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id", name="fk_outbox_raw_payload"))
     mapping_fingerprint: Mapped[str | None] = mapped_column(String(12))  # the spec that renders the body
-    payload_enc: Mapped[str | None] = mapped_column(Text)
+    payload_enc: Mapped[str | None] = mapped_column(Ciphertext())
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, dead
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -317,7 +354,7 @@ class InboxDelivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
     delivery_id: Mapped[str] = mapped_column(String(128))
-    payload_enc: Mapped[str] = mapped_column(Text)
+    payload_enc: Mapped[str] = mapped_column(Ciphertext())
     status: Mapped[str] = mapped_column(String(12), default="new")  # new, drained
     run_id: Mapped[str | None] = mapped_column(String(160))  # the run that drained it
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -377,6 +414,6 @@ class PerformanceRating(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"), index=True)
     period: Mapped[str] = mapped_column(String(16))  # 2026, 2026-H1, 2026-Q3 or 2026-07
-    rating_enc: Mapped[str] = mapped_column(Text)
+    rating_enc: Mapped[str] = mapped_column(Ciphertext())
     file_drop_id: Mapped[int | None] = mapped_column(ForeignKey("file_drops.id"))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,8 +37,9 @@ def engine_for(url: str) -> Engine:
 
 @cache
 def _engine(url: str) -> Engine:
+    # A statement's error message would otherwise quote its parameters: names, comments, tokens.
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):
@@ -49,7 +50,7 @@ def _engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def alembic_config(url: str) -> Config:

@@ -190,7 +190,7 @@ def status(settings: Settings, keys: pii.Keyring) -> dict[str, dict]:
         for col in COLUMNS:
             column = getattr(col.model, col.column)
             on_active = s.scalar(select(func.count()).select_from(col.model).where(
-                column.like(f"v{keys.active}:%")))
+                column.under_key(keys.active)))
             total = s.scalar(select(func.count()).select_from(col.model).where(column.is_not(None)))
             out[col.model.__tablename__] = {"active": on_active, "older": total - on_active}
     out["active_version"] = keys.active
@@ -219,7 +219,7 @@ def _rekey_candidates(settings: Settings, keys: pii.Keyring, batch_size: int) ->
 def _rekey_column(settings: Settings, keys: pii.Keyring, col: EncryptedColumn, batch_size: int) -> int:
     column = getattr(col.model, col.column)
     with transaction(settings.hub_url) as s:
-        rows = s.scalars(select(col.model).where(column.is_not(None), column.not_like(f"v{keys.active}:%"))
+        rows = s.scalars(select(col.model).where(column.is_not(None), ~column.under_key(keys.active))
                          .order_by(col.model.id).limit(batch_size).with_for_update(skip_locked=True)).all()
         for row in rows:
             context = col.context(row)

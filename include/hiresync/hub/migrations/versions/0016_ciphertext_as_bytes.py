@@ -1,0 +1,96 @@
+"""Encrypted columns hold bytes, not base64 text (models.Ciphertext).
+
+A token "v<n>:<base64>" is stored as b"v<n>:" followed by the nonce and ciphertext themselves:
+a third less for every payload and personal value (about 300 bytes per stored result). Existing
+values are converted in place: in SQL on PostgreSQL and MariaDB, in Python on SQLite, which has
+no base64 function.
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-06
+"""
+import base64
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
+revision = '0016'
+down_revision = '0015'
+branch_labels = None
+depends_on = None
+
+# (table, column, nullable)
+COLUMNS = (
+    ('candidates', 'full_name_enc', False),
+    ('candidates', 'national_id_enc', False),
+    ('candidates', 'mobile_enc', True),
+    ('candidates', 'email_enc', True),
+    ('interview_results', 'video_url_enc', True),
+    ('raw_payloads', 'payload_enc', True),
+    ('outbox', 'payload_enc', True),
+    ('inbox', 'payload_enc', False),
+    ('performance_ratings', 'rating_enc', False),
+)
+BYTES = sa.LargeBinary().with_variant(mysql.LONGBLOB(), 'mysql', 'mariadb')
+CHUNK = 2000
+
+
+def upgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for table, column, nullable in COLUMNS:
+        if dialect == 'postgresql':
+            op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE bytea USING "
+                       f"convert_to(split_part({column}, ':', 1) || ':', 'UTF8') || decode(split_part({column}, ':', 2), 'base64')")
+        elif dialect in ('mysql', 'mariadb'):
+            op.execute(f"ALTER TABLE {table} MODIFY {column} LONGBLOB {'NULL' if nullable else 'NOT NULL'}")
+            op.execute(f"UPDATE {table} SET {column} = CONCAT(SUBSTRING_INDEX({column}, ':', 1), ':', "
+                       f"FROM_BASE64(SUBSTRING({column}, LOCATE(':', {column}) + 1))) WHERE {column} IS NOT NULL")
+        else:
+            _rewrite(table, column, _to_bytes)
+            with op.batch_alter_table(table) as batch_op:
+                batch_op.alter_column(column, existing_type=sa.Text(), type_=BYTES, existing_nullable=nullable)
+
+
+def downgrade() -> None:
+    dialect = op.get_bind().dialect.name
+    for table, column, nullable in COLUMNS:
+        if dialect == 'postgresql':
+            cut = f"position('\\x3a'::bytea in {column})"
+            op.execute(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE text USING "
+                       f"convert_from(substring({column} from 1 for {cut}), 'UTF8') || "
+                       f"replace(encode(substring({column} from {cut} + 1), 'base64'), E'\\n', '')")
+        elif dialect in ('mysql', 'mariadb'):
+            op.execute(f"UPDATE {table} SET {column} = CONCAT(SUBSTRING_INDEX({column}, ':', 1), ':', "
+                       f"REPLACE(TO_BASE64(SUBSTRING({column}, LOCATE(':', {column}) + 1)), '\\n', '')) "
+                       f"WHERE {column} IS NOT NULL")
+            op.execute(f"ALTER TABLE {table} MODIFY {column} TEXT {'NULL' if nullable else 'NOT NULL'}")
+        else:
+            _rewrite(table, column, _to_text)
+            with op.batch_alter_table(table) as batch_op:
+                batch_op.alter_column(column, existing_type=BYTES, type_=sa.Text(), existing_nullable=nullable)
+
+
+def _to_bytes(token) -> bytes:
+    head, _, body = (token.decode() if isinstance(token, bytes) else token).partition(':')
+    return head.encode() + b':' + base64.b64decode(body)
+
+
+def _to_text(value) -> str:
+    head, _, body = bytes(value).partition(b':')
+    return f"{head.decode()}:{base64.b64encode(body).decode()}"
+
+
+def _rewrite(table: str, column: str, convert) -> None:
+    """Every non-null value of the column through `convert`, in chunks by primary key."""
+    bind = op.get_bind()
+    t = sa.table(table, sa.column('id', sa.Integer()), sa.column(column))
+    last = 0
+    while True:
+        rows = bind.execute(sa.select(t.c.id, t.c[column]).where(t.c.id > last, t.c[column].is_not(None))
+                            .order_by(t.c.id).limit(CHUNK)).all()
+        if not rows:
+            return
+        bind.execute(sa.update(t).where(t.c.id == sa.bindparam('row_id')).values({column: sa.bindparam('value')}),
+                     [{'row_id': i, 'value': convert(v)} for i, v in rows])
+        last = rows[-1][0]

@@ -1,0 +1,85 @@
+"""Encrypted columns store the token's bytes (hub.models.Ciphertext, migration 0016), on every hub
+database, through the ORM and through the load's bulk path alike."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from alembic import command
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from hiresync.hub.bulk import insert_rows
+from hiresync.hub.models import Candidate, RawPayload
+from hiresync.hub.store import alembic_config, engine_for, transaction
+from hiresync.privacy.pii import Keyring
+from tests.conftest import SERVER_URLS, _fresh_server_database
+
+NAME = "王小明"
+
+
+@pytest.fixture
+def keys(tmp_path) -> Keyring:
+    Keyring.generate(tmp_path / "keys.json")
+    return Keyring.load(tmp_path / "keys.json")
+
+
+def _candidate(keys: Keyring, key: str) -> dict:
+    return dict(candidate_key=key, key_version=1, national_id_bidx=key * 8, national_id_masked="110***",
+                national_id_enc=keys.encrypt("110105194912310021", f"candidates.national_id:{key}"),
+                full_name_enc=keys.encrypt(NAME, f"candidates.full_name:{key}"), full_name_masked="王**")
+
+
+def test_tokens_are_stored_as_their_bytes_and_read_back_as_tokens(hub_url, keys):
+    bulk, orm = _candidate(keys, "bulk"), _candidate(keys, "orm")
+    with Session(engine_for(hub_url)) as s, s.begin():
+        insert_rows(s, Candidate.__table__, [bulk])  # COPY / the driver's executemany
+        s.add(Candidate(**orm))
+    with transaction(hub_url) as s:
+        got = {c.candidate_key: c for c in s.scalars(select(Candidate))}
+        stored = dict(s.execute(text("SELECT candidate_key, full_name_enc FROM candidates")).all())
+    for key, row in (("bulk", bulk), ("orm", orm)):
+        assert got[key].full_name_enc == row["full_name_enc"]
+        assert keys.decrypt(got[key].full_name_enc, f"candidates.full_name:{key}") == NAME
+        head, _, body = row["full_name_enc"].partition(":")
+        assert bytes(stored[key]) == head.encode() + b":" + base64.b64decode(body)  # no base64 on disk
+        assert len(bytes(stored[key])) < len(row["full_name_enc"])
+
+
+def test_a_value_that_is_not_a_token_is_refused_without_quoting_it(hub_url):
+    with pytest.raises(Exception) as caught, transaction(hub_url) as s:
+        s.add(Candidate(candidate_key="plain", key_version=1, national_id_bidx="p" * 64, national_id_masked="110***",
+                        national_id_enc="v1:eA==", full_name_enc=NAME, full_name_masked="王**"))
+    assert "not an encryption token" in str(caught.value) and NAME not in str(caught.value)
+    with transaction(hub_url) as s:
+        assert s.scalars(select(Candidate)).all() == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_migration_0016_converts_stored_tokens_and_back(backend, tmp_path):
+    if backend == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'hub.db'}", (lambda: None)
+    elif not SERVER_URLS[backend]:
+        pytest.skip(f"{backend} is not configured here")
+    else:
+        url, drop = _fresh_server_database(SERVER_URLS[backend])
+    token = "v7:" + base64.b64encode(bytes(range(256)) * 3).decode()  # every byte value, ':' included
+    try:
+        with engine_for(url).begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0015")
+            conn.execute(text("INSERT INTO raw_payloads (source, vendor_result_id, payload_hash, payload_enc, run_id, "
+                              "received_at) VALUES ('s', :r, 'h', :t, 'run', '2026-01-01 00:00:00')"),
+                         [{"r": "kept", "t": token}, {"r": "purged", "t": None}])
+            command.upgrade(cfg, "0016")
+            assert bytes(conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'"))
+                         .scalar()) == b"v7:" + bytes(range(256)) * 3
+            assert conn.execute(select(RawPayload.payload_enc).order_by(RawPayload.vendor_result_id)).scalars().all() \
+                == [token, None]
+            command.downgrade(cfg, "0015")
+            assert conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'")).scalar() \
+                == token
+    finally:
+        drop()
