@@ -42,6 +42,7 @@ bench: setup
 	$(BIN)/python bench/validation_mapping.py $(VALIDATION_BENCH_ARGS)
 	$(BIN)/python bench/pii.py $(PII_BENCH_ARGS)
 	$(BIN)/python bench/relay.py $(RELAY_BENCH_ARGS)
+	$(BIN)/python bench/dag_tasks.py $(DAG_BENCH_ARGS)
 
 # Airflow UI at http://localhost:8080 with the simulators behind their connections (LocalExecutor).
 airflow: setup
