@@ -126,7 +126,12 @@ class _Statistics:
     another run's ANALYZE waits for until this transaction ends, so it gives up after a short wait
     instead (that run then plans with older statistics; nothing else is blocked)."""
 
-    FIRST, GROWTH = 1_000, 4  # each ANALYZE samples up to 30,000 rows per table: not after every batch
+    FIRST, GROWTH = 1_000, 4  # not after every batch
+    # PostgreSQL samples 300 x the statistics target rows per table: 3,000 here instead of the
+    # default's 30,000. Enough for the row counts and key distinctness these lookups are planned
+    # from, at a tenth of the cost (70 ms against 620 ms at 20,000 results); the ANALYZE after the
+    # run (_analyze) samples at the default.
+    TARGET = 10
 
     def __init__(self, session: Session):
         self.s = session
@@ -137,15 +142,20 @@ class _Statistics:
         if not self.on or rows < self.next:
             return
         self.next = rows * self.GROWTH
-        configured = self.s.scalar(text("SELECT current_setting('lock_timeout')"))
+        configured = self.s.execute(text("SELECT current_setting('lock_timeout'), "
+                                         "current_setting('default_statistics_target')")).one()
         try:
             with self.s.begin_nested():
-                self.s.execute(text("SELECT set_config('lock_timeout', '200ms', true)"))
+                self.s.execute(text("SELECT set_config('lock_timeout', '200ms', true), "
+                                    "set_config('default_statistics_target', :target, true)"),
+                               {"target": str(self.TARGET)})
                 self.s.execute(text(f"ANALYZE {_LOADED_TABLES}"))
         except OperationalError:  # the lock was busy: statistics can wait, the load cannot
             log.info("statistics not refreshed during the load (another run holds them)")
         finally:
-            self.s.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": configured})
+            self.s.execute(text("SELECT set_config('lock_timeout', :lock, true), "
+                                "set_config('default_statistics_target', :target, true)"),
+                           {"lock": configured[0], "target": configured[1]})
 
 
 def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
