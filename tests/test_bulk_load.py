@@ -103,8 +103,8 @@ def test_a_load_does_not_wait_for_statistics_another_session_holds(pg_settings, 
 
 def test_one_of_finds_exactly_the_given_keys(hub_url):
     """hiresync.hub.bulk.one_of: `= ANY(array)` on PostgreSQL, IN elsewhere; the same rows either way,
-    for many keys, a set, no keys, and inside an UPDATE."""
-    from hiresync.hub.bulk import one_of
+    for many keys, a set, no keys, and inside an UPDATE. none_of (`<> ALL`, NOT IN) finds the rest."""
+    from hiresync.hub.bulk import none_of, one_of
 
     with Session(engine_for(hub_url)) as s, s.begin():
         insert_rows(s, Candidate.__table__, [_candidate(i) for i in range(1200)])
@@ -112,6 +112,9 @@ def test_one_of_finds_exactly_the_given_keys(hub_url):
     with transaction(hub_url) as s:
         found = s.scalars(select(Candidate.candidate_key).where(one_of(Candidate.national_id_bidx, wanted))).all()
         assert sorted(found) == sorted(f"ck-{i}" for i in range(0, 1200, 3))
+        rest = s.scalars(select(Candidate.candidate_key).where(none_of(Candidate.national_id_bidx, wanted))).all()
+        assert sorted(rest) == sorted(f"ck-{i}" for i in range(1200) if i % 3)
+        assert len(s.scalars(select(Candidate.id).where(none_of(Candidate.id, []))).all()) == 1200
         ids = set(s.scalars(select(Candidate.id).where(one_of(Candidate.candidate_key, {"ck-1", "ck-2"}))))
         assert len(ids) == 2
         assert s.scalars(select(Candidate.id).where(one_of(Candidate.id, []))).all() == []

@@ -38,7 +38,7 @@ from hiresync.config.settings import Settings
 from hiresync.delivery.render import RenderError, bodies
 from hiresync.delivery.targets import profile_for, target_for
 from hiresync.delivery.workflow import record_accepted, send_events
-from hiresync.hub.bulk import one_of
+from hiresync.hub.bulk import none_of, one_of
 
 REASON_LIMIT = 120
 
@@ -221,7 +221,7 @@ def _in_candidate_order(s, target_name: str, rows: list) -> list:
         select(InterviewResult.candidate_id, func.min(Outbox.id))
         .join(InterviewResult, InterviewResult.id == Outbox.result_id)
         .where(Outbox.target == target_name, Outbox.status == "pending", Outbox.id < max(ids),
-               Outbox.id.not_in(ids), one_of(InterviewResult.candidate_id, set(cand_of.values())))
+               none_of(Outbox.id, ids), one_of(InterviewResult.candidate_id, set(cand_of.values())))
         .group_by(InterviewResult.candidate_id)).all())
     return [r for r in rows
             if r.result_id is None or r.id < first_outside.get(cand_of.get(r.result_id), r.id + 1)]

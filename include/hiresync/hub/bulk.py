@@ -15,7 +15,7 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Any, Iterable
 
-from sqlalchemy import Boolean, ColumnElement, Connection, Table, any_, bindparam, insert
+from sqlalchemy import Boolean, ColumnElement, Connection, Table, all_, any_, bindparam, insert
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.exc import DBAPIError
@@ -78,17 +78,18 @@ def _copy(connection: Connection, statement: str, rows: Iterable[tuple]) -> None
 
 
 class OneOf(ColumnElement[bool]):
-    """`column IN (values)` for the load's and the relay's lookups of hundreds of keys at once.
+    """`column IN (values)` (or `NOT IN` when `negate`) for the load's and the relay's lookups of
+    hundreds of keys at once.
 
-    On PostgreSQL it is `column = ANY(:values)`: one array parameter instead of one per value, so
-    psycopg need not re-parse a statement with hundreds of placeholders on every call (it caches
-    only short statements) and the server plans one short statement. Elsewhere, a plain IN."""
+    On PostgreSQL it is `column = ANY(:values)` (`<> ALL`): one array parameter instead of one per
+    value, so psycopg need not re-parse a statement with hundreds of placeholders on every call (it
+    caches only short statements) and the server plans one short statement. Elsewhere, a plain IN."""
 
     inherit_cache = False  # the statement is compiled per call: cheap beside a lookup of hundreds of keys
     type = Boolean()
 
-    def __init__(self, column: ColumnElement, values: Iterable[Any]):
-        self.column, self.values = column, list(values)
+    def __init__(self, column: ColumnElement, values: Iterable[Any], negate: bool = False):
+        self.column, self.values, self.negate = column, list(values), negate
 
     def self_group(self, against=None) -> "OneOf":
         return self  # a comparison already: no "= 1" where a database has no boolean type (SQLite)
@@ -98,12 +99,18 @@ def one_of(column: ColumnElement, values: Iterable[Any]) -> OneOf:
     return OneOf(column, values)
 
 
+def none_of(column: ColumnElement, values: Iterable[Any]) -> OneOf:
+    return OneOf(column, values, negate=True)
+
+
 @compiles(OneOf)
 def _in(element: OneOf, compiler, **kw) -> str:
-    return compiler.process(element.column.in_(element.values), **kw)
+    test = element.column.not_in if element.negate else element.column.in_
+    return compiler.process(test(element.values), **kw)
 
 
 @compiles(OneOf, "postgresql")
 def _any(element: OneOf, compiler, **kw) -> str:
     values = bindparam(None, element.values, type_=ARRAY(element.column.type))
-    return compiler.process(element.column == any_(values), **kw)
+    test = element.column != all_(values) if element.negate else element.column == any_(values)
+    return compiler.process(test, **kw)
