@@ -121,3 +121,34 @@ def test_one_of_finds_exactly_the_given_keys(hub_url):
         s.execute(Candidate.__table__.update().where(one_of(Candidate.id, ids)).values(full_name_masked="李*"))
     with transaction(hub_url) as s:
         assert s.scalar(select(func.count()).where(Candidate.full_name_masked == "李*")) == 2
+
+
+def test_update_rows_gives_each_row_its_own_values(hub_url):
+    """hiresync.hub.bulk.update_rows: one UPDATE over unnest() arrays on PostgreSQL, an executemany
+    elsewhere; each row gets its own values (None, Chinese text, aware times stored as UTC), the
+    same expression applies to every row, and rows not named keep theirs."""
+    from hiresync.hub.bulk import update_rows
+    from hiresync.hub.models import Outbox
+
+    outbox = Outbox.__table__
+    with Session(engine_for(hub_url)) as s, s.begin():
+        insert_rows(s, outbox, [dict(target="ehr", result_version=1, idempotency_key=f"k{i}", run_id="r", attempts=i,
+                                     target_ref="old", claimed_by="relay") for i in range(4)])
+    with transaction(hub_url) as s:
+        ids = dict(s.execute(select(Outbox.idempotency_key, Outbox.id)).all())
+    when = datetime(2026, 12, 6, 9, 30, 0, 250000, tzinfo=timezone(timedelta(hours=8)))
+    rows = [{"id": ids["k0"], "status": "sent", "target_ref": "aiview:AV-1", "sent_at": when, "last_error": None},
+            {"id": ids["k1"], "status": "dead", "target_ref": None, "sent_at": None, "last_error": "HTTP 422: 缺少字段"},
+            {"id": ids["k2"], "status": "pending", "target_ref": None, "sent_at": None, "last_error": "超时"}]
+    with transaction(hub_url) as s:
+        update_rows(s, outbox, rows, lambda v: dict(
+            status=v.status, target_ref=func.coalesce(v.target_ref, outbox.c.target_ref), sent_at=v.sent_at,
+            last_error=v.last_error, attempts=outbox.c.attempts + 1, claimed_by=None))
+        update_rows(s, outbox, [], lambda v: dict(status=v.status))  # nothing to do
+    with transaction(hub_url) as s:
+        got = {r.idempotency_key: r for r in s.scalars(select(Outbox))}
+    assert [(got[k].status, got[k].target_ref, got[k].last_error, got[k].attempts, got[k].claimed_by)
+            for k in ("k0", "k1", "k2", "k3")] == [
+        ("sent", "aiview:AV-1", None, 1, None), ("dead", "old", "HTTP 422: 缺少字段", 2, None),
+        ("pending", "old", "超时", 3, None), ("pending", "old", None, 3, "relay")]
+    assert got["k0"].sent_at == when and got["k1"].sent_at is None

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
 
-from sqlalchemy import String, bindparam, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from connectors.targets.base import Outcome, TargetError
 from connectors.targets.profile import TargetProfile
-from hiresync import jsonfast
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import InterviewResult, Outbox
 from hiresync.hub.store import transaction
@@ -38,7 +37,7 @@ from hiresync.config.settings import Settings
 from hiresync.delivery.render import RenderError, bodies
 from hiresync.delivery.targets import profile_for, target_for
 from hiresync.delivery.workflow import record_accepted, send_events
-from hiresync.hub.bulk import none_of, one_of
+from hiresync.hub.bulk import none_of, one_of, update_rows
 
 REASON_LIMIT = 120
 
@@ -228,26 +227,24 @@ def _in_candidate_order(s, target_name: str, rows: list) -> list:
 
 
 def _record(settings, batch: _Batch, outcomes: list[Outcome], now: datetime, profile: TargetProfile) -> None:
-    outbox = Outbox.__table__  # Core: one executemany, not the ORM's bulk-by-primary-key mode
-    params = []
+    rows = []
     for row, (_, payload), o in zip(batch.rows, batch.payloads, outcomes):
-        p = {"row_id": row.id, "st": "pending" if o.state == "retry" else o.state, "code": o.http_status,
-             "ref": o.ref if o.state == "sent" else None, "sent": now if o.state == "sent" else None,
-             "err": None if o.state == "sent" else _error_text(o, payload), "next": None}
-        if o.state == "retry":
-            p["next"] = now + timedelta(seconds=_backoff(row.attempts + 1, o.retry_after, profile))
-        params.append(p)
+        rows.append({"id": row.id, "status": "pending" if o.state == "retry" else o.state,
+                     "response_status": o.http_status, "target_ref": o.ref if o.state == "sent" else None,
+                     "sent_at": now if o.state == "sent" else None,
+                     "last_error": None if o.state == "sent" else _error_text(o, payload),
+                     "next_attempt_at": (now + timedelta(seconds=_backoff(row.attempts + 1, o.retry_after, profile))
+                                         if o.state == "retry" else None)})
     accepted = [(key, row.result_id, payload, o.ref) for row, (key, payload), o in zip(batch.rows, batch.payloads, outcomes)
                 if row.kind == "event" and o.state == "sent"]
+    outbox = Outbox.__table__
     with transaction(settings.hub_url) as s:
         if accepted:  # the workflow stage "requested" is true once the target holds the event
-
             record_accepted(s, accepted, now)
-        s.execute(update(outbox).where(outbox.c.id == bindparam("row_id"))
-                  .values(status=bindparam("st"), attempts=outbox.c.attempts + 1, response_status=bindparam("code"),
-                          target_ref=func.coalesce(bindparam("ref", type_=String(200)), outbox.c.target_ref), sent_at=bindparam("sent"),
-                          last_error=bindparam("err"), next_attempt_at=bindparam("next"),
-                          claimed_until=None, claimed_by=None), params)
+        update_rows(s, outbox, rows, lambda v: dict(
+            status=v.status, attempts=outbox.c.attempts + 1, response_status=v.response_status,
+            target_ref=func.coalesce(v.target_ref, outbox.c.target_ref), sent_at=v.sent_at, last_error=v.last_error,
+            next_attempt_at=v.next_attempt_at, claimed_until=None, claimed_by=None))
 
 
 def _release(settings, ids: list[int]) -> None:

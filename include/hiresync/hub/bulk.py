@@ -1,4 +1,5 @@
-"""Bulk inserts (COPY on PostgreSQL, the driver's executemany elsewhere) and lookups of many keys.
+"""Bulk inserts (COPY on PostgreSQL, the driver's executemany elsewhere), updates of many rows each
+with its own values, and lookups of many keys.
 
 psycopg sends an executemany as one INSERT per row (pipelined, but still a parse, bind and
 execute per row on the server); COPY streams the rows in one statement, several times faster for
@@ -13,9 +14,10 @@ applies what SQLAlchemy would have: Python-side column defaults and each type's 
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import Any, Iterable
+from types import SimpleNamespace
+from typing import Any, Callable, Iterable
 
-from sqlalchemy import Boolean, ColumnElement, Connection, Table, all_, any_, bindparam, insert
+from sqlalchemy import Boolean, ColumnElement, Connection, Table, all_, any_, bindparam, func, insert, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.exc import DBAPIError
@@ -75,6 +77,29 @@ def _copy(connection: Connection, statement: str, rows: Iterable[tuple]) -> None
     finally:
         cursor.close()
 
+
+
+def update_rows(session: Session, table: Table, rows: list[dict[str, Any]],
+                values: Callable[[Any], dict[str, Any]], key: str = "id") -> None:
+    """UPDATE many rows of `table`, each matched on `key` and given values of its own.
+
+    `rows` are dicts with the same keys, named after `table`'s columns: the key and each row's own
+    values. `values(v)` returns the SET clause, in which `v.<name>` stands for a row's own value;
+    anything else in it (a constant, `table.c.attempts + 1`) is the same expression for every row.
+    On PostgreSQL this is one statement over `unnest()` of one array per name (an executemany
+    there is a statement per row: twice the time for a batch of 500); elsewhere an executemany."""
+    if not rows:
+        return
+    names = list(rows[0])
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = [bindparam(f"rows_{n}", [r[n] for r in rows], type_=ARRAY(table.c[n].type)) for n in names]
+        v = func.unnest(*arrays).table_valued(*names).render_derived(name="v")
+        session.execute(update(table).where(table.c[key] == v.c[key]).values(values(v.c)))
+        return
+    params = {n: f"row_{n}" for n in names}  # not the column names: those are taken in an UPDATE
+    v = SimpleNamespace(**{n: bindparam(p, type_=table.c[n].type) for n, p in params.items()})
+    session.execute(update(table).where(table.c[key] == getattr(v, key)).values(values(v)),
+                    [{p: r[n] for n, p in params.items()} for r in rows])
 
 
 class OneOf(ColumnElement[bool]):

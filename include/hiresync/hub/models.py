@@ -12,8 +12,8 @@ import base64
 import binascii
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text, UniqueConstraint,
-                        func, literal)
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint, func,
+                        literal)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator

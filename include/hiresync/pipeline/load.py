@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
