@@ -72,3 +72,28 @@ def test_free_text_shortcut_agrees_with_the_full_cleaner(text):
     from hiresync.mapping.spec import _clean_free_text, clean_free_text
 
     assert clean_free_text(text) == _clean_free_text(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(r"\A[0-9]{17}\Z") | st.text(alphabet=st.sampled_from(list("0123456789１٣X a_+-")) | st.characters(),
+                                                    max_size=20))
+@example("11010519491231002")
+@example("1101051949123100_")  # int() would read the underscore; the shortcut must not take it
+@example("1101051949123100a")  # a base-13 digit, not a decimal one
+def test_resident_id_check_char_shortcut_agrees_with_the_weighted_sum(text):
+    """privacy.identifiers.id_check_char reads 17 ASCII digits in base 13; anything else takes the
+    standard's weighted sum. Either way the same character, or the same error."""
+    from hiresync.privacy.identifiers import _ID_CHECK_CHARS, _ID_WEIGHTS, id_check_char
+
+    def by_the_standard():
+        return _ID_CHECK_CHARS[sum(int(d) * w for d, w in zip(text, _ID_WEIGHTS)) % 11]
+
+    try:
+        expected = by_the_standard()
+    except ValueError:
+        try:
+            id_check_char(text)
+        except ValueError:
+            return
+        raise AssertionError("the shortcut accepted what the weighted sum refuses")
+    assert id_check_char(text) == expected
