@@ -73,6 +73,11 @@ def test_migration_0016_converts_stored_tokens_and_back(backend, tmp_path):
             conn.execute(text("INSERT INTO raw_payloads (source, vendor_result_id, payload_hash, payload_enc, run_id, "
                               "received_at) VALUES ('s', :r, 'h', :t, 'run', '2026-01-01 00:00:00')"),
                          [{"r": "kept", "t": token}, {"r": "purged", "t": None}])
+            # A row that points at a payload: SQLite cannot recreate a table others reference (a
+            # first version of this migration failed there on every real hub).
+            conn.execute(text("INSERT INTO outbox (target, kind, result_version, idempotency_key, raw_payload_id, "
+                              "status, attempts, run_id, created_at) SELECT 'ehr', 'upsert', 1, 'k', id, 'pending', "
+                              "0, 'run', '2026-01-01 00:00:00' FROM raw_payloads WHERE vendor_result_id = 'kept'"))
             command.upgrade(cfg, "0016")
             assert bytes(conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'"))
                          .scalar()) == b"v7:" + bytes(range(256)) * 3
@@ -81,5 +86,7 @@ def test_migration_0016_converts_stored_tokens_and_back(backend, tmp_path):
             command.downgrade(cfg, "0015")
             assert conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'")).scalar() \
                 == token
+        with engine_for(url).begin() as conn:  # committed: the references held
+            assert conn.execute(text("SELECT count(*) FROM outbox WHERE raw_payload_id IS NOT NULL")).scalar() == 1
     finally:
         drop()

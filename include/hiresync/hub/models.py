@@ -39,7 +39,8 @@ class Ciphertext(TypeDecorator):
     database its bytes ("v<key version>:" then nonce and ciphertext). Base64 would add a third to
     every stored payload and personal value (migration 0016 converted the text columns)."""
 
-    impl = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+    # SQLite keeps the bytes in a column declared TEXT (migration 0016 says why).
+    impl = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb").with_variant(Text(), "sqlite")
     cache_ok = True
 
     class comparator_factory(TypeDecorator.Comparator):

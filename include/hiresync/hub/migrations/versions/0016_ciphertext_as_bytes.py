@@ -2,8 +2,11 @@
 
 A token "v<n>:<base64>" is stored as b"v<n>:" followed by the nonce and ciphertext themselves:
 a third less for every payload and personal value (about 300 bytes per stored result). Existing
-values are converted in place: in SQL on PostgreSQL and MariaDB, in Python on SQLite, which has
-no base64 function.
+values are converted in place: in SQL on PostgreSQL and MariaDB, whose columns become bytea and
+LONGBLOB. On SQLite, which has no base64 function, in Python, and the columns keep their declared
+TEXT type: SQLite stores a BLOB in a TEXT column as it is, and changing the declared type would mean
+recreating the tables, which fails inside the migration's transaction for tables other tables'
+foreign keys point at (SQLite counts the dropped table's references as broken at commit).
 
 Revision ID: 0016
 Revises: 0015
@@ -13,7 +16,6 @@ import base64
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
 
 revision = '0016'
 down_revision = '0015'
@@ -32,7 +34,6 @@ COLUMNS = (
     ('inbox', 'payload_enc', False),
     ('performance_ratings', 'rating_enc', False),
 )
-BYTES = sa.LargeBinary().with_variant(mysql.LONGBLOB(), 'mysql', 'mariadb')
 CHUNK = 2000
 
 
@@ -48,8 +49,6 @@ def upgrade() -> None:
                        f"FROM_BASE64(SUBSTRING({column}, LOCATE(':', {column}) + 1))) WHERE {column} IS NOT NULL")
         else:
             _rewrite(table, column, _to_bytes)
-            with op.batch_alter_table(table) as batch_op:
-                batch_op.alter_column(column, existing_type=sa.Text(), type_=BYTES, existing_nullable=nullable)
 
 
 def downgrade() -> None:
@@ -67,8 +66,6 @@ def downgrade() -> None:
             op.execute(f"ALTER TABLE {table} MODIFY {column} TEXT {'NULL' if nullable else 'NOT NULL'}")
         else:
             _rewrite(table, column, _to_text)
-            with op.batch_alter_table(table) as batch_op:
-                batch_op.alter_column(column, existing_type=BYTES, type_=sa.Text(), existing_nullable=nullable)
 
 
 def _to_bytes(token) -> bytes:
