@@ -26,10 +26,10 @@ def people(count: int) -> list[dict]:
 def protect(keys: pii.Keyring, people: list[dict]) -> None:
     for i, c in enumerate(people):
         ck = f"cand-{i}"
-        for field in ("name", "id_card", "mobile", "email"):
-            keys.encrypt(c[field], f"candidates.{field}:{ck}")
-        for field in ("id_card", "mobile", "email"):
-            keys.blind_index(c[field])
+        for field, hub_field in (("name", "full_name"), ("id_card", "national_id"), ("mobile", "mobile"), ("email", "email")):
+            keys.encrypt(c[field], f"candidates.{hub_field}:{ck}")
+        for field, hub_field in (("id_card", "national_id"), ("mobile", "mobile"), ("email", "email")):
+            keys.blind_index(c[field], hub_field)
         pii.mask_national_id(c["id_card"]), pii.mask_mobile(c["mobile"]), pii.mask_email(c["email"]), pii.mask_name(c["name"])
 
 
