@@ -81,7 +81,8 @@ def _environment(airflow_home: Path, var: Path) -> dict:
     for dag_file in (REPO / "dags").glob("*.py"):
         (dags / dag_file.name).symlink_to(dag_file)
     (dags / "bench_noop.py").write_text(NOOP_DAG)
-    return dict(os.environ, AIRFLOW_HOME=str(airflow_home), AIRFLOW_CONFIG=str(REPO / "airflow.cfg"),
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}  # make's exports, say
+    return dict(inherited, AIRFLOW_HOME=str(airflow_home), AIRFLOW_CONFIG=str(REPO / "airflow.cfg"),
                 AIRFLOW__CORE__DAGS_FOLDER=str(dags), AIRFLOW__CORE__LOAD_EXAMPLES="False",
                 AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}",
                 HIRESYNC_HOME=str(REPO), HIRESYNC_VAR=str(var), GX_ANALYTICS_ENABLED="False",
@@ -92,9 +93,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--worker", choices=["cold", "warm"], help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker == "warm")))
+    if args.worker:  # the result goes to a file: Airflow and its plugins may print to stdout
+        Path(args.out).write_text(json.dumps(worker(args.worker == "warm")))
         return
 
     with tempfile.TemporaryDirectory(prefix="hiresync-bench-airflow-") as tmp:
@@ -108,11 +110,12 @@ def main() -> None:
         for i in range(args.repeat):
             for mode in runs:
                 run_env = dict(env, HIRESYNC_VAR=str(Path(tmp) / f"var-{mode}-{i}"))
-                out = subprocess.run([sys.executable, __file__, "--worker", mode], env=run_env,
-                                     capture_output=True, text=True, cwd=REPO)
+                result = Path(tmp) / f"{mode}-{i}.json"
+                out = subprocess.run([sys.executable, __file__, "--worker", mode, "--out", str(result)],
+                                     env=run_env, capture_output=True, text=True, cwd=REPO)
                 if out.returncode != 0:
                     raise SystemExit(f"{mode} run failed:\n{out.stderr[-3000:]}")
-                runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                runs[mode].append(json.loads(result.read_text()))
 
     print(f"HireSync sync DAG under dag.test(), 10 results, seconds per task, median of {args.repeat}"
           f" (fresh process each run)\n")
