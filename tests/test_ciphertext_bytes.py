@@ -90,3 +90,21 @@ def test_migration_0016_converts_stored_tokens_and_back(backend, tmp_path):
             assert conn.execute(text("SELECT count(*) FROM outbox WHERE raw_payload_id IS NOT NULL")).scalar() == 1
     finally:
         drop()
+
+
+def test_a_token_left_as_text_on_sqlite_still_reads(tmp_path, keys):
+    """A process still running the code from before migration 0016 (a webhook receiver) writes the
+    token as text; SQLite keeps it so, and it reads back as the same token."""
+    from hiresync.hub.store import migrate
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    migrate(url)
+    token = keys.encrypt("原文", "inbox:kuaipin:d-1")
+    with engine_for(url).begin() as conn:
+        conn.execute(text("INSERT INTO inbox (source, delivery_id, payload_enc, status, received_at) "
+                          "VALUES ('kuaipin', 'd-1', :t, 'new', '2026-12-06 00:00:00')"), {"t": token})
+    from hiresync.hub.models import InboxDelivery
+
+    with transaction(url) as s:
+        stored = s.scalar(select(InboxDelivery.payload_enc))
+    assert stored == token and keys.decrypt(stored, "inbox:kuaipin:d-1") == "原文"
