@@ -86,8 +86,8 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]],
     `rows` are dicts with the same keys, named after `table`'s columns: the key and each row's own
     values. `values(v)` returns the SET clause, in which `v.<name>` stands for a row's own value;
     anything else in it (a constant, `table.c.attempts + 1`) is the same expression for every row.
-    On PostgreSQL this is one statement over `unnest()` of one array per name (an executemany
-    there is a statement per row: twice the time for a batch of 500); elsewhere an executemany."""
+    On PostgreSQL this is one statement over `unnest()` of one array per name (psycopg's
+    executemany is a statement per row); elsewhere an executemany."""
     if not rows:
         return
     names = list(rows[0])

@@ -129,8 +129,8 @@ class _Statistics:
     FIRST, GROWTH = 1_000, 4  # not after every batch
     # PostgreSQL samples 300 x the statistics target rows per table: 3,000 here instead of the
     # default's 30,000. Enough for the row counts and key distinctness these lookups are planned
-    # from, at a tenth of the cost (70 ms against 620 ms at 20,000 results); the ANALYZE after the
-    # run (_analyze) samples at the default.
+    # from, at about a tenth of the cost; the ANALYZE after the run (_analyze) samples at the
+    # default.
     TARGET = 10
 
     def __init__(self, session: Session):
