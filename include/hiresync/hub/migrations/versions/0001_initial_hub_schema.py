@@ -198,40 +198,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('record_lineage', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_record_lineage_run_id'))
-        batch_op.drop_index('ix_lineage_record')
-
-    op.drop_table('record_lineage')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_pending')
-
-    op.drop_table('outbox')
-    with op.batch_alter_table('dimension_scores', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_dimension_scores_result_id'))
-
-    op.drop_table('dimension_scores')
-    with op.batch_alter_table('quarantine', schema=None) as batch_op:
-        batch_op.drop_index('ix_quarantine_source_status')
-        batch_op.drop_index(batch_op.f('ix_quarantine_run_id'))
-
-    op.drop_table('quarantine')
-    with op.batch_alter_table('interview_results', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_interview_results_candidate_id'))
-
-    op.drop_table('interview_results')
-    with op.batch_alter_table('candidate_vendor_ids', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_candidate_vendor_ids_candidate_id'))
-
-    op.drop_table('candidate_vendor_ids')
-    op.drop_table('watermarks')
-    with op.batch_alter_table('runs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_runs_source'))
-
-    op.drop_table('runs')
-    op.drop_table('raw_payloads')
-    with op.batch_alter_table('candidates', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_candidates_mobile_bidx'))
-        batch_op.drop_index(batch_op.f('ix_candidates_email_bidx'))
-
-    op.drop_table('candidates')
+    # Tables only, dependents first: their indexes go with them. Dropping an index on its own first
+    # fails on MariaDB when a foreign key uses it.
+    for table in ('record_lineage', 'outbox', 'dimension_scores', 'quarantine', 'interview_results',
+                  'candidate_vendor_ids', 'watermarks', 'runs', 'raw_payloads', 'candidates'):
+        op.drop_table(table)

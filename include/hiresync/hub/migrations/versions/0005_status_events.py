@@ -36,7 +36,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('status_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_status_event_result')
-
-    op.drop_table('status_events')
+    op.drop_table('status_events')  # its indexes with it (MariaDB refuses to drop one a foreign key uses)

@@ -35,6 +35,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('source_locks')
+    bind = op.get_bind()
+    if bind.dialect.name in ('mysql', 'mariadb') and 'raw_payload_id' not in {
+            i['name'] for i in sa.inspect(bind).get_indexes('quarantine')}:
+        # InnoDB refuses to drop the only index its foreign key on raw_payload_id can use: give it
+        # the one it had made for itself before this revision (named after the column).
+        op.create_index('raw_payload_id', 'quarantine', ['raw_payload_id'])
     with op.batch_alter_table('quarantine', schema=None) as batch_op:
         batch_op.drop_index('ix_quarantine_raw_payload')
         batch_op.drop_column('last_seen_at')
