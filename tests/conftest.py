@@ -64,19 +64,31 @@ def _fresh_server_database(base_url: str) -> tuple[str, callable]:
     return url, drop
 
 
+def _new_database(backend: str, folder) -> tuple[str, callable]:
+    """(url, drop) of a new, empty database on `backend`; skips when that server is not configured."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'hub.db'}", (lambda: None)
+    base = SERVER_URLS[backend]
+    if not base:
+        pytest.skip(f"{backend} is not configured here (set HIRESYNC_TEST_{'PG' if backend == 'postgresql' else 'MYSQL'}_URL)")
+    return _fresh_server_database(base)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql", "mariadb"])
 def hub_database(request, tmp_path_factory):
     """A migrated, empty-schema hub database URL, once per backend per session."""
     from hiresync.hub.store import migrate
 
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path_factory.mktemp('hub') / 'hub.db'}", (lambda: None)
-    else:
-        base = SERVER_URLS[request.param]
-        if not base:
-            pytest.skip(f"{request.param} is not configured here (set HIRESYNC_TEST_{'PG' if request.param == 'postgresql' else 'MYSQL'}_URL)")
-        url, drop = _fresh_server_database(base)
+    url, drop = _new_database(request.param, tmp_path_factory.mktemp("hub"))
     migrate(url)
+    yield url
+    drop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def blank_database(request, tmp_path):
+    """A database of its own for one test, per backend, with no schema at all (migration tests)."""
+    url, drop = _new_database(request.param, tmp_path)
     yield url
     drop()
 

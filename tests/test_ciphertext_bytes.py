@@ -14,7 +14,6 @@ from hiresync.hub.bulk import insert_rows
 from hiresync.hub.models import Candidate, RawPayload
 from hiresync.hub.store import alembic_config, engine_for, transaction
 from hiresync.privacy.pii import Keyring
-from tests.conftest import SERVER_URLS, _fresh_server_database
 
 NAME = "王小明"
 
@@ -56,40 +55,31 @@ def test_a_value_that_is_not_a_token_is_refused_without_quoting_it(hub_url):
         assert s.scalars(select(Candidate)).all() == []
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
-def test_migration_0016_converts_stored_tokens_and_back(backend, tmp_path):
-    if backend == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'hub.db'}", (lambda: None)
-    elif not SERVER_URLS[backend]:
-        pytest.skip(f"{backend} is not configured here")
-    else:
-        url, drop = _fresh_server_database(SERVER_URLS[backend])
+def test_migration_0016_converts_stored_tokens_and_back(blank_database):
+    url = blank_database
     token = "v7:" + base64.b64encode(bytes(range(256)) * 3).decode()  # every byte value, ':' included
-    try:
-        with engine_for(url).begin() as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0015")
-            conn.execute(text("INSERT INTO raw_payloads (source, vendor_result_id, payload_hash, payload_enc, run_id, "
-                              "received_at) VALUES ('s', :r, 'h', :t, 'run', '2026-01-01 00:00:00')"),
-                         [{"r": "kept", "t": token}, {"r": "purged", "t": None}])
-            # A row that points at a payload: SQLite cannot recreate a table others reference (a
-            # first version of this migration failed there on every real hub).
-            conn.execute(text("INSERT INTO outbox (target, kind, result_version, idempotency_key, raw_payload_id, "
-                              "status, attempts, run_id, created_at) SELECT 'ehr', 'upsert', 1, 'k', id, 'pending', "
-                              "0, 'run', '2026-01-01 00:00:00' FROM raw_payloads WHERE vendor_result_id = 'kept'"))
-            command.upgrade(cfg, "0016")
-            assert bytes(conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'"))
-                         .scalar()) == b"v7:" + bytes(range(256)) * 3
-            assert conn.execute(select(RawPayload.payload_enc).order_by(RawPayload.vendor_result_id)).scalars().all() \
-                == [token, None]
-            command.downgrade(cfg, "0015")
-            assert conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'")).scalar() \
-                == token
-        with engine_for(url).begin() as conn:  # committed: the references held
-            assert conn.execute(text("SELECT count(*) FROM outbox WHERE raw_payload_id IS NOT NULL")).scalar() == 1
-    finally:
-        drop()
+    with engine_for(url).begin() as conn:
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0015")
+        conn.execute(text("INSERT INTO raw_payloads (source, vendor_result_id, payload_hash, payload_enc, run_id, "
+                          "received_at) VALUES ('s', :r, 'h', :t, 'run', '2026-01-01 00:00:00')"),
+                     [{"r": "kept", "t": token}, {"r": "purged", "t": None}])
+        # A row that points at a payload: SQLite cannot recreate a table others reference (a
+        # first version of this migration failed there on every real hub).
+        conn.execute(text("INSERT INTO outbox (target, kind, result_version, idempotency_key, raw_payload_id, "
+                          "status, attempts, run_id, created_at) SELECT 'ehr', 'upsert', 1, 'k', id, 'pending', "
+                          "0, 'run', '2026-01-01 00:00:00' FROM raw_payloads WHERE vendor_result_id = 'kept'"))
+        command.upgrade(cfg, "0016")
+        assert bytes(conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'"))
+                     .scalar()) == b"v7:" + bytes(range(256)) * 3
+        assert conn.execute(select(RawPayload.payload_enc).order_by(RawPayload.vendor_result_id)).scalars().all() \
+            == [token, None]
+        command.downgrade(cfg, "0015")
+        assert conn.execute(text("SELECT payload_enc FROM raw_payloads WHERE vendor_result_id = 'kept'")).scalar() \
+            == token
+    with engine_for(url).begin() as conn:  # committed: the references held
+        assert conn.execute(text("SELECT count(*) FROM outbox WHERE raw_payload_id IS NOT NULL")).scalar() == 1
 
 
 def test_a_token_left_as_text_on_sqlite_still_reads(tmp_path, keys):
