@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def digest(label: str) -> str:
+    """A SHA-256 hex digest to stand for a payload hash, idempotency key or blind index in hand-made
+    rows (the hub stores such columns as 32 bytes and refuses anything else)."""
+    return hashlib.sha256(label.encode()).hexdigest()
 
 
 def connect(monkeypatch, sim, conn_id: str = "hiresync_aiview", **override) -> None:

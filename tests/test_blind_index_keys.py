@@ -18,6 +18,7 @@ from hiresync.cli import app
 from hiresync.hub.models import Candidate, IdentityReview, InterviewResult
 from hiresync.hub.store import engine_for, migrate, transaction
 from hiresync.privacy import identifiers, keys as keys_mod
+from tests.helpers import digest
 from hiresync.privacy.keys import hub_keys, reindex_blind_indexes, upgrade_blind_indexes
 from hiresync.privacy.pii import Keyring
 from tests.test_identity import payload, sync
@@ -128,12 +129,12 @@ def test_migration_0014_marks_existing_candidates_as_indexed_the_old_way(tmp_pat
         conn.execute(text(
             "INSERT INTO candidates (candidate_key, key_version, full_name_enc, full_name_masked, national_id_enc, "
             "national_id_bidx, national_id_masked, created_at, updated_at) VALUES "
-            "('k1', 1, 'x', 'x', 'x', 'old-index', 'x', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+            "('k1', 1, 'x', 'x', 'x', '" + digest("old-index") + "', 'x', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
     migrate(url)
     with transaction(url) as s:
         assert s.scalar(select(Candidate.bidx_scheme).where(Candidate.candidate_key == "k1")) == 1
         s.add(Candidate(candidate_key="k2", key_version=1, full_name_enc="v1:eA==", full_name_masked="x",
-                        national_id_enc="v1:eA==", national_id_bidx="new-index", national_id_masked="x"))
+                        national_id_enc="v1:eA==", national_id_bidx=digest("new-index"), national_id_masked="x"))
     with transaction(url) as s:  # what this code writes is on the per-field scheme
         assert s.scalar(select(Candidate.bidx_scheme).where(Candidate.candidate_key == "k2")) == 2
 

@@ -19,11 +19,11 @@ from hiresync.hub.store import engine_for, migrate, transaction
 from hiresync.pipeline.runner import run_source
 from simulators.aiview import AIViewSimulator
 from tests.conftest import SERVER_URLS, _fresh_server_database, settings_for
-from tests.helpers import connect
+from tests.helpers import connect, digest
 
 
 def _candidate(i: int) -> dict:
-    return dict(candidate_key=f"ck-{i}", key_version=1, national_id_bidx=f"{i:064d}", national_id_enc="v1:eA==",
+    return dict(candidate_key=f"ck-{i}", key_version=1, national_id_bidx=digest(f"id-{i}"), national_id_enc="v1:eA==",
                 national_id_masked="110***", full_name_enc="v1:eQ==", full_name_masked="王*")
 
 
@@ -108,7 +108,7 @@ def test_one_of_finds_exactly_the_given_keys(hub_url):
 
     with Session(engine_for(hub_url)) as s, s.begin():
         insert_rows(s, Candidate.__table__, [_candidate(i) for i in range(1200)])
-    wanted = [f"{i:064d}" for i in range(0, 1200, 3)] + ["no such index"]
+    wanted = [digest(f"id-{i}") for i in range(0, 1200, 3)] + [digest("no such index")]
     with transaction(hub_url) as s:
         found = s.scalars(select(Candidate.candidate_key).where(one_of(Candidate.national_id_bidx, wanted))).all()
         assert sorted(found) == sorted(f"ck-{i}" for i in range(0, 1200, 3))
@@ -132,10 +132,10 @@ def test_update_rows_gives_each_row_its_own_values(hub_url):
 
     outbox = Outbox.__table__
     with Session(engine_for(hub_url)) as s, s.begin():
-        insert_rows(s, outbox, [dict(target="ehr", result_version=1, idempotency_key=f"k{i}", run_id="r", attempts=i,
+        insert_rows(s, outbox, [dict(target="ehr", result_version=1, idempotency_key=digest(f"k{i}"), run_id="r", attempts=i,
                                      target_ref="old", claimed_by="relay") for i in range(4)])
     with transaction(hub_url) as s:
-        ids = dict(s.execute(select(Outbox.idempotency_key, Outbox.id)).all())
+        ids = {f"k{i}": s.scalar(select(Outbox.id).where(Outbox.idempotency_key == digest(f"k{i}"))) for i in range(4)}
     when = datetime(2026, 12, 6, 9, 30, 0, 250000, tzinfo=timezone(timedelta(hours=8)))
     rows = [{"id": ids["k0"], "status": "sent", "target_ref": "aiview:AV-1", "sent_at": when, "last_error": None},
             {"id": ids["k1"], "status": "dead", "target_ref": None, "sent_at": None, "last_error": "HTTP 422: 缺少字段"},
@@ -147,6 +147,7 @@ def test_update_rows_gives_each_row_its_own_values(hub_url):
         update_rows(s, outbox, [], lambda v: dict(status=v.status))  # nothing to do
     with transaction(hub_url) as s:
         got = {r.idempotency_key: r for r in s.scalars(select(Outbox))}
+    got = {f"k{i}": got[digest(f"k{i}")] for i in range(4)}
     assert [(got[k].status, got[k].target_ref, got[k].last_error, got[k].attempts, got[k].claimed_by)
             for k in ("k0", "k1", "k2", "k3")] == [
         ("sent", "aiview:AV-1", None, 1, None), ("dead", "old", "HTTP 422: 缺少字段", 2, None),

@@ -14,6 +14,7 @@ from hiresync.hub.bulk import insert_rows
 from hiresync.hub.models import Candidate, RawPayload
 from hiresync.hub.store import alembic_config, engine_for, transaction
 from hiresync.privacy.pii import Keyring
+from tests.helpers import digest
 
 NAME = "王小明"
 
@@ -25,7 +26,7 @@ def keys(tmp_path) -> Keyring:
 
 
 def _candidate(keys: Keyring, key: str) -> dict:
-    return dict(candidate_key=key, key_version=1, national_id_bidx=key * 8, national_id_masked="110***",
+    return dict(candidate_key=key, key_version=1, national_id_bidx=digest(key), national_id_masked="110***",
                 national_id_enc=keys.encrypt("110105194912310021", f"candidates.national_id:{key}"),
                 full_name_enc=keys.encrypt(NAME, f"candidates.full_name:{key}"), full_name_masked="王**")
 
@@ -48,7 +49,7 @@ def test_tokens_are_stored_as_their_bytes_and_read_back_as_tokens(hub_url, keys)
 
 def test_a_value_that_is_not_a_token_is_refused_without_quoting_it(hub_url):
     with pytest.raises(Exception) as caught, transaction(hub_url) as s:
-        s.add(Candidate(candidate_key="plain", key_version=1, national_id_bidx="p" * 64, national_id_masked="110***",
+        s.add(Candidate(candidate_key="plain", key_version=1, national_id_bidx=digest("plain"), national_id_masked="110***",
                         national_id_enc="v1:eA==", full_name_enc=NAME, full_name_masked="王**"))
     assert "not an encryption token" in str(caught.value) and NAME not in str(caught.value)
     with transaction(hub_url) as s:

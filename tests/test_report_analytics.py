@@ -14,6 +14,7 @@ from scipy import stats
 from hiresync.hub.models import Candidate, DimensionScore, InterviewResult, Outbox, Run, StatusEvent
 from hiresync.hub.store import transaction
 from hiresync.report import analytics as a
+from tests.helpers import digest
 from hiresync.report.facts import load_facts
 
 UTC = timezone.utc
@@ -136,7 +137,7 @@ def seed_hub(url: str) -> None:
     with transaction(url) as s:
         for cid in range(1, 9):
             s.add(Candidate(id=cid, candidate_key=f"c{cid}", key_version=1, full_name_enc="v1:eA==", full_name_masked="x",
-                            national_id_enc="v1:eA==", national_id_bidx=f"b{cid}", national_id_masked="x"))
+                            national_id_enc="v1:eA==", national_id_bidx=digest(f"b{cid}"), national_id_masked="x"))
         s.flush()
         for r in _results().itertuples():
             s.add(InterviewResult(id=r.result_id, vendor=r.vendor, vendor_result_id=str(r.result_id),
@@ -145,19 +146,19 @@ def seed_hub(url: str) -> None:
                                   started_at=r.completed_at.to_pydatetime() - timedelta(minutes=30),
                                   completed_at=r.completed_at.to_pydatetime(), status=r.status,
                                   interviewer=f"AI: {r.vendor}", source_updated_at=T0, mapping_version="1",
-                                  content_hash="h", first_run_id="run", last_run_id="run"))
+                                  content_hash=digest("h"), first_run_id="run", last_run_id="run"))
         # a department's re-interview is not an AI result
         s.add(InterviewResult(id=99, vendor="dept_reinterview", vendor_result_id="x#1", candidate_id=1,
                               position_code="P-RD-001", department="研发中心", started_at=T0, completed_at=T0,
                               status="passed", interviewer="业务部门复试", source_updated_at=T0, mapping_version="1",
-                              content_hash="h", first_run_id="run", last_run_id="run"))
+                              content_hash=digest("h"), first_run_id="run", last_run_id="run"))
         s.flush()
         for i, e in enumerate(_events().itertuples()):
             s.add(StatusEvent(result_id=e.result_id, candidate_id=e.result_id, stage=e.stage, origin="grouphr",
                               external_id=str(i), occurred_at=e.occurred_at.to_pydatetime()))
         s.add(DimensionScore(result_id=1, code="communication", name="沟通表达", score=80))
         s.add(Run(id="r1", source="aiview", status="success", started_at=T0, pulled=100, quarantined=5))
-        s.add(Outbox(target="ehr", result_id=1, result_version=1, idempotency_key="k1", status="sent", run_id="r1"))
+        s.add(Outbox(target="ehr", result_id=1, result_version=1, idempotency_key=digest("k1"), status="sent", run_id="r1"))
 
 
 def test_the_same_numbers_from_the_hub(settings):

@@ -2,6 +2,7 @@
 
 Personal data lives only in the *_enc columns (AES-GCM, see hiresync.privacy.pii; stored as bytes,
 see Ciphertext); *_bidx columns are keyed blind indexes for matching, *_masked the display form.
+Hashes, idempotency keys and blind indexes are SHA-256 digests, stored as their 32 bytes (Digest).
 Times are stored as naive UTC because MySQL and SQLite keep no zone; UTCDateTime makes them aware
 again on read.
 """
@@ -68,6 +69,33 @@ class Ciphertext(TypeDecorator):
             return value
         head, _, body = bytes(value).partition(b":")  # the key version never holds a colon
         return f"{head.decode()}:{base64.b64encode(body).decode()}"
+
+
+class Digest(TypeDecorator):
+    """A SHA-256 digest or HMAC (payload and content hashes, idempotency keys, blind indexes): in
+    Python its 64 hex characters, in the database its 32 bytes. Hex would double the column and every
+    index holding it, about 400 bytes per stored result (migration 0017 converted the text columns)."""
+
+    # SQLite keeps the bytes in the column's declared VARCHAR(64), as Ciphertext does (0016 says why).
+    impl = LargeBinary().with_variant(mysql.VARBINARY(32), "mysql", "mariadb").with_variant(String(64), "sqlite")
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        try:
+            digest = bytes.fromhex(value)
+        except (TypeError, ValueError):
+            digest = b""
+        if len(digest) != 32:
+            # Never the value itself: a caller that passes the wrong thing may pass personal data.
+            raise ValueError("not a SHA-256 digest (64 hex characters); hash or blind-index the value first")
+        return digest
+
+    def process_result_value(self, value, dialect):
+        if value is None or isinstance(value, str):
+            return value  # hex text on SQLite, from a process still running the code before 0017
+        return bytes(value).hex()
 
 
 Score = Numeric(9, 2, asdecimal=False)
@@ -161,13 +189,13 @@ class Candidate(Base):
     full_name_enc: Mapped[str] = mapped_column(Ciphertext())
     full_name_masked: Mapped[str] = mapped_column(String(64))
     national_id_enc: Mapped[str] = mapped_column(Ciphertext())
-    national_id_bidx: Mapped[str] = mapped_column(String(64), unique=True)
+    national_id_bidx: Mapped[str] = mapped_column(Digest(), unique=True)
     national_id_masked: Mapped[str] = mapped_column(String(32))
     mobile_enc: Mapped[str | None] = mapped_column(Ciphertext())
-    mobile_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
+    mobile_bidx: Mapped[str | None] = mapped_column(Digest(), index=True)
     mobile_masked: Mapped[str | None] = mapped_column(String(32))
     email_enc: Mapped[str | None] = mapped_column(Ciphertext())
-    email_bidx: Mapped[str | None] = mapped_column(String(64), index=True)
+    email_bidx: Mapped[str | None] = mapped_column(Digest(), index=True)
     email_masked: Mapped[str | None] = mapped_column(String(255))
     bidx_scheme: Mapped[int] = mapped_column(default=BLIND_INDEX_SCHEME, server_default="1", index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -206,7 +234,7 @@ class InterviewResult(Base):
     interviewer: Mapped[str | None]
     source_updated_at: Mapped[datetime]
     mapping_version: Mapped[str] = mapped_column(String(32))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(Digest())
     version: Mapped[int] = mapped_column(default=1)
     first_run_id: Mapped[str] = mapped_column(String(160))
     last_run_id: Mapped[str] = mapped_column(String(160))
@@ -234,7 +262,7 @@ class RawPayload(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
     vendor_result_id: Mapped[str] = mapped_column(String(128))
-    payload_hash: Mapped[str] = mapped_column(String(64))
+    payload_hash: Mapped[str] = mapped_column(Digest())
     payload_enc: Mapped[str | None] = mapped_column(Ciphertext())  # None once purged by retention or erasure
     run_id: Mapped[str] = mapped_column(String(160))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -271,7 +299,7 @@ class RecordLineage(Base):
     run_id: Mapped[str] = mapped_column(String(160), index=True)
     source: Mapped[str] = mapped_column(String(64))
     vendor_result_id: Mapped[str] = mapped_column(String(128))
-    payload_hash: Mapped[str] = mapped_column(String(64))
+    payload_hash: Mapped[str] = mapped_column(Digest())
     raw_payload_id: Mapped[int] = mapped_column(ForeignKey("raw_payloads.id"))
     result_id: Mapped[int | None] = mapped_column(ForeignKey("interview_results.id"))
     mapping_version: Mapped[str] = mapped_column(String(32))
@@ -293,7 +321,7 @@ class Outbox(Base):
     kind: Mapped[str] = mapped_column(String(16), default="upsert", server_default="upsert")  # or erase
     result_id: Mapped[int | None] = mapped_column(ForeignKey("interview_results.id"))  # None: erased
     result_version: Mapped[int]
-    idempotency_key: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(Digest())
     # An upsert names the raw payload its body is rendered from (one encrypted copy of each payload);
     # erase requests and workflow events, which are not results, carry their own encrypted body.
     raw_payload_id: Mapped[int | None] = mapped_column(ForeignKey("raw_payloads.id", name="fk_outbox_raw_payload"))
@@ -371,7 +399,7 @@ class FileDrop(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(64))
     file_name: Mapped[str] = mapped_column(String(255))
-    content_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(Digest())
     rows: Mapped[int] = mapped_column(default=0)
     run_id: Mapped[str] = mapped_column(String(160))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,8 +14,9 @@ Create Date: 2026-12-06
 """
 import base64
 
-import sqlalchemy as sa
 from alembic import op
+
+from hiresync.hub.migrations.rewrite import rewrite_column
 
 revision = '0016'
 down_revision = '0015'
@@ -34,7 +35,6 @@ COLUMNS = (
     ('inbox', 'payload_enc', False),
     ('performance_ratings', 'rating_enc', False),
 )
-CHUNK = 2000
 
 
 def upgrade() -> None:
@@ -48,7 +48,7 @@ def upgrade() -> None:
             op.execute(f"UPDATE {table} SET {column} = CONCAT(SUBSTRING_INDEX({column}, ':', 1), ':', "
                        f"FROM_BASE64(SUBSTRING({column}, LOCATE(':', {column}) + 1))) WHERE {column} IS NOT NULL")
         else:
-            _rewrite(table, column, _to_bytes)
+            rewrite_column(table, column, _to_bytes)
 
 
 def downgrade() -> None:
@@ -65,7 +65,7 @@ def downgrade() -> None:
                        f"WHERE {column} IS NOT NULL")
             op.execute(f"ALTER TABLE {table} MODIFY {column} TEXT {'NULL' if nullable else 'NOT NULL'}")
         else:
-            _rewrite(table, column, _to_text)
+            rewrite_column(table, column, _to_text)
 
 
 def _to_bytes(token) -> bytes:
@@ -76,18 +76,3 @@ def _to_bytes(token) -> bytes:
 def _to_text(value) -> str:
     head, _, body = bytes(value).partition(b':')
     return f"{head.decode()}:{base64.b64encode(body).decode()}"
-
-
-def _rewrite(table: str, column: str, convert) -> None:
-    """Every non-null value of the column through `convert`, in chunks by primary key."""
-    bind = op.get_bind()
-    t = sa.table(table, sa.column('id', sa.Integer()), sa.column(column))
-    last = 0
-    while True:
-        rows = bind.execute(sa.select(t.c.id, t.c[column]).where(t.c.id > last, t.c[column].is_not(None))
-                            .order_by(t.c.id).limit(CHUNK)).all()
-        if not rows:
-            return
-        bind.execute(sa.update(t).where(t.c.id == sa.bindparam('row_id')).values({column: sa.bindparam('value')}),
-                     [{'row_id': i, 'value': convert(v)} for i, v in rows])
-        last = rows[-1][0]
