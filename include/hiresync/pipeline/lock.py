@@ -21,7 +21,7 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from hiresync.config.settings import Settings
 from hiresync.errors import HireSyncError
@@ -31,6 +31,7 @@ from hiresync.ingest.staging import Staging
 
 AIRFLOW_LEASE = timedelta(hours=2)  # renewed at every step; one step longer than this is taken as dead
 CLI_LEASE = timedelta(hours=12)  # a live CLI process is recognised by its pid; this only bounds the unknown
+_NEVER = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class SourceBusy(HireSyncError):
@@ -46,23 +47,27 @@ def acquire(settings: Settings, source: str, run_id: str, who: str, now: datetim
     """Take (or renew, for the same run) the source's lease; SourceBusy if a live run holds it."""
     now = now or datetime.now(timezone.utc)
     lease = AIRFLOW_LEASE if who.startswith("airflow:") else CLI_LEASE
-    for _ in range(2):  # two first holders racing: the loser of the insert looks again
-        try:
-            with transaction(settings.hub_url) as s:
-                lock = s.get(SourceLock, source, with_for_update=True)
-                if lock is not None and lock.run_id != run_id and _alive(lock, now):
-                    raise SourceBusy(f"source {source!r} is already syncing (run {lock.run_id}, "
-                                     f"started {lock.acquired_at:%Y-%m-%d %H:%M:%S} UTC)")
-                if lock is None:
-                    s.add(SourceLock(source=source, run_id=run_id, holder=who, acquired_at=now, expires_at=now + lease))
-                else:
-                    if lock.run_id != run_id:
-                        lock.acquired_at = now
-                    lock.run_id, lock.holder, lock.expires_at = run_id, who, now + lease
-            return
-        except IntegrityError:
-            continue
-    raise SourceBusy(f"source {source!r} is already syncing (another run took it just now)")
+    with transaction(settings.hub_url) as s:
+        # The lease row is there before it is read (run out, the first time), so two first holders
+        # queue on its row lock. Racing to insert it instead failed as a deadlock on MariaDB (each
+        # SELECT ... FOR UPDATE of the missing row took a gap lock the other's insert waited for)
+        # and could as "database is locked" on SQLite (a read transaction cannot turn into a write
+        # once another has written); on SQLite this write, first, takes the write lock at once.
+        s.execute(_lease_row_if_missing(s.get_bind().dialect.name, source))
+        lock = s.get(SourceLock, source, with_for_update=True)
+        if lock.run_id != run_id and _alive(lock, now):
+            raise SourceBusy(f"source {source!r} is already syncing (run {lock.run_id}, "
+                             f"started {lock.acquired_at:%Y-%m-%d %H:%M:%S} UTC)")
+        if lock.run_id != run_id:
+            lock.acquired_at = now
+        lock.run_id, lock.holder, lock.expires_at = run_id, who, now + lease
+
+
+def _lease_row_if_missing(dialect: str, source: str):
+    values = dict(source=source, run_id="", holder="", acquired_at=_NEVER, expires_at=_NEVER)
+    if dialect in ("mysql", "mariadb"):
+        return mysql.insert(SourceLock).values(values).prefix_with("IGNORE")
+    return (postgresql if dialect == "postgresql" else sqlite).insert(SourceLock).values(values).on_conflict_do_nothing()
 
 
 def release(settings: Settings, source: str, run_id: str) -> None:
