@@ -155,3 +155,32 @@ def test_an_interrupted_relay_gives_its_leases_back_and_deliver_reports_rows_ano
     assert f"40 rows are leased by another relay until {until:%H:%M:%S} UTC, retry then" in result.output
     assert outbox(settings, "pending") >= 40 and outbox(settings, "sent") > 0
     assert outbox(settings, "pending") + outbox(settings, "sent") == pending
+
+
+def test_a_batch_that_all_waits_behind_a_leased_row_does_not_stop_the_relay(settings, aiview, monkeypatch):
+    """A candidate's first row is leased by another relay; the next rows, the whole of a claim, are
+    that candidate's too and wait. The relay goes on past them, on every hub database, and they
+    follow once the lease has run out."""
+    from hiresync.hub.models import InterviewResult
+
+    monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
+    run_source("aiview", settings)
+    pending = outbox(settings, "pending")
+    until = datetime.now(timezone.utc) + timedelta(minutes=5)
+    with transaction(settings.hub_url) as s:
+        first, *waiting = s.execute(select(Outbox.id, Outbox.result_id).where(Outbox.target == "ehr")
+                                    .order_by(Outbox.id).limit(3)).all()
+        candidate = s.scalar(select(InterviewResult.candidate_id).where(InterviewResult.id == first.result_id))
+        s.execute(InterviewResult.__table__.update().where(InterviewResult.id.in_([w.result_id for w in waiting]))
+                  .values(candidate_id=candidate))
+        s.execute(Outbox.__table__.update().where(Outbox.id == first.id).values(claimed_until=until, claimed_by="other"))
+    keys = Keyring.load(settings.key_file)
+
+    assert relay(settings, keys, "ehr", batch_size=2) == pending - 3
+    with transaction(settings.hub_url) as s:
+        left = s.execute(select(Outbox.id, Outbox.claimed_by).where(Outbox.status == "pending").order_by(Outbox.id)).all()
+    assert [r.id for r in left] == [first.id] + [w.id for w in waiting]
+    assert [r.claimed_by for r in left] == ["other", None, None]  # waiting, not leased
+
+    assert relay(settings, keys, "ehr", batch_size=2, now=until + timedelta(seconds=1)) == 3
+    assert outbox(settings, "pending") == 0 and ehr_rows(settings) == pending

@@ -127,6 +127,7 @@ def circuit_for(profile: TargetProfile) -> Circuit:
 class _Batch:
     rows: list
     payloads: list[tuple[str, dict]]
+    seen_up_to: int  # the highest outbox id this claim looked at, sent or not
 
 
 def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int = 500,
@@ -143,10 +144,20 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     circuit = circuit_for(profile)
     worker = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     delivered, waiting, last_reason = 0, 0, None
+    # Each claim starts after the rows the one before looked at. From the start of the queue every
+    # time, a claim on PostgreSQL would step over every row relayed so far (each leaves dead
+    # versions in the pending index until vacuum: the claims slowed as the run went on), and a batch
+    # whose rows all wait behind earlier rows of their candidates would end the call with due rows
+    # after it still unsent. A row passed over now (it waits, or failed and backs off) is the next
+    # call's.
+    after = 0
     while circuit.allows(clock()):
-        batch = _claim(settings, keys, target_name, batch_size, clock(), worker, profile.lease_seconds)
+        batch = _claim(settings, keys, target_name, batch_size, clock(), worker, profile.lease_seconds, after)
         if batch is None:
             break
+        after = batch.seen_up_to
+        if not batch.rows:
+            continue
         try:
             shaped = [(key, policy.apply(p, keys)) for key, p in batch.payloads]
             outcomes = _deliver(target, batch.rows, shaped)
@@ -176,8 +187,10 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     return delivered
 
 
-def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds) -> _Batch | None:
-    due = (Outbox.target == target_name, Outbox.status == "pending",
+def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds, after: int = 0) -> _Batch | None:
+    """The next due rows after outbox id `after`, leased to `worker`, with their bodies; None when no
+    row is due. The batch holds no rows when every row looked at waits behind an earlier one."""
+    due = (Outbox.target == target_name, Outbox.status == "pending", Outbox.id > after,
            or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
            or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
     with transaction(settings.hub_url) as s:
@@ -189,6 +202,7 @@ def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds) 
         rows = s.execute(q).all()
         if not rows:
             return None
+        seen_up_to = rows[-1].id
         rows = _in_candidate_order(s, target_name, rows)
         if rows:
             s.execute(update(Outbox).where(one_of(Outbox.id, [r.id for r in rows]))
@@ -201,10 +215,8 @@ def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds) 
             s.execute(update(Outbox).where(Outbox.id == row_id).values(
                 status="dead", last_error=f"not rendered: {reason}", claimed_until=None, claimed_by=None))
         rows = [r for r in rows if r.id not in unrenderable]
-    if not rows:  # every due row waits behind an earlier one of its candidate
-        return None
     payloads = [(r.idempotency_key, rendered[r.id]) for r in rows]
-    return _Batch(rows, payloads)
+    return _Batch(rows, payloads, seen_up_to)
 
 
 def _in_candidate_order(s, target_name: str, rows: list) -> list:

@@ -315,6 +315,8 @@ class Outbox(Base):
     __table_args__ = (
         UniqueConstraint("target", "idempotency_key", name="uq_outbox_idempotency"),  # also the load's lookup
         Index("ix_outbox_pending", "target", "status", "id"),
+        # the relay's candidate-order check and erasure find a result's rows (migration 0018 says why)
+        Index("ix_outbox_result", "result_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     target: Mapped[str] = mapped_column(String(32))
