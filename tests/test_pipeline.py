@@ -151,7 +151,7 @@ def test_an_older_version_never_overwrites_a_newer_one(batched, aiview, monkeypa
     assert outcome == "stale"
 
 
-def test_a_crash_inside_load_leaves_the_hub_as_it_was(batched, aiview, monkeypatch):
+def test_a_crash_after_the_last_batch_leaves_the_run_unloaded_and_its_retry_finishes_it(batched, aiview, monkeypatch):
     settings = batched
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash after the data, before the watermark")
@@ -160,12 +160,15 @@ def test_a_crash_inside_load_leaves_the_hub_as_it_was(batched, aiview, monkeypat
     with pytest.raises(RuntimeError):
         run_source("aiview", settings, run_id="crash-1")
 
+    # Every batch committed, the run did not: not loaded, no counts, the watermark where it was.
     assert watermark(settings) is None
-    for model in (InterviewResult, Candidate, Quarantine, RecordLineage, Outbox, RawPayload):
-        assert count(settings, model) == 0, model.__tablename__
+    pulled = 300 + len(aiview.rescored)
     with transaction(settings.hub_url) as s:
         run = s.get(Run, "crash-1")
         assert run.status == "failed" and run.error == "load: RuntimeError"
+        assert (run.inserted, run.unchanged, run.quarantined) == (0, 0, 0)
+        assert run.load_progress["rows"] == pulled
+    assert count(settings, RecordLineage) == pulled
 
     monkeypatch.undo()
     connect(monkeypatch, aiview)
@@ -174,8 +177,59 @@ def test_a_crash_inside_load_leaves_the_hub_as_it_was(batched, aiview, monkeypat
     monkeypatch.setenv("HIRESYNC_EHR_URL", settings.ehr_url)
     monkeypatch.setenv("HIRESYNC_HOME", str(settings.home))
     summary = run_source("aiview", settings, run_id="crash-1")  # the same run, retried
+    # What one uninterrupted run would have said, and nothing twice.
     assert summary["status"] == "success" and summary["inserted"] == 300 - len(aiview.defects)
+    assert summary["pulled"] == pulled and count(settings, RecordLineage) == pulled
+    assert count(settings, InterviewResult) == summary["inserted"]
+    assert count(settings, Quarantine) == len(aiview.defects)
+    assert count(settings, Outbox) == summary["inserted"] + summary["updated"]  # one per new version
     assert watermark(settings) is not None
+    with transaction(settings.hub_url) as s:
+        assert s.get(Run, "crash-1").load_progress is None
+
+
+def test_a_run_killed_between_two_committed_batches_is_redone_by_the_next_sync_without_duplicates(
+        settings, aiview, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("HIRESYNC_BATCH_SIZE", "50")
+    script = ("import os, signal\n"
+              "from hiresync.pipeline import load\n"
+              "from hiresync.pipeline.runner import run_source\n"
+              "real, calls = load._load_batch, []\n"
+              "def third_dies(*args, **kwargs):\n"
+              "    calls.append(1)\n"
+              "    done = real(*args, **kwargs)\n"
+              "    if len(calls) == 3:  # two batches committed, the third written, not committed\n"
+              "        os.kill(os.getpid(), signal.SIGKILL)\n"
+              "    return done\n"
+              "load._load_batch = third_dies\n"
+              "run_source('aiview', run_id='aiview__cli__killed')\n")
+    killed = subprocess.run([sys.executable, "-c", script], env=os.environ, capture_output=True, text=True, timeout=180)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+    assert watermark(settings) is None
+    assert count(settings, RecordLineage) == 100  # two batches, whole; nothing of the third
+    with transaction(settings.hub_url) as s:
+        run = s.get(Run, "aiview__cli__killed")
+        assert run.status == "extracting" and run.load_progress["batches"] == 2 and run.inserted == 0
+        loaded_before = s.scalar(select(func.count()).select_from(InterviewResult))
+    assert loaded_before > 0
+
+    summary = run_source("aiview", settings)  # the next sync reaps the killed run and pulls its window again
+    assert summary["status"] == "success" and summary["pulled"] == 300 + len(aiview.rescored)
+    assert count(settings, InterviewResult) == 300 - len(aiview.defects)  # nothing twice
+    assert count(settings, InterviewResult, InterviewResult.first_run_id == summary["run_id"]) == summary["inserted"]
+    assert summary["inserted"] == 300 - len(aiview.defects) - loaded_before
+    assert count(settings, Quarantine, Quarantine.status == "open") == len(aiview.defects)
+    assert count(settings, RecordLineage, RecordLineage.run_id == summary["run_id"]) == summary["pulled"]
+    assert ehr_count(settings) == 300 - len(aiview.defects)
+    assert watermark(settings) is not None
+    with transaction(settings.hub_url) as s:
+        assert s.get(Run, "aiview__cli__killed").status == "failed"
 
 
 def test_load_retried_after_success_does_nothing_twice(batched, aiview):
@@ -263,8 +317,8 @@ def test_outbox_payloads_and_hub_columns_hold_no_plaintext_personal_data(setting
     assert leaks(dump, personal_values(aiview.records())) == []
 
 
-def test_a_database_error_between_two_batches_fails_the_run_names_the_batch_and_keeps_nothing(settings, aiview,
-                                                                                                 monkeypatch):
+def test_a_database_error_in_the_second_batch_fails_the_run_names_the_batch_and_keeps_the_first(settings, aiview,
+                                                                                                   monkeypatch):
     from sqlalchemy.exc import OperationalError
 
     settings = dataclasses.replace(settings, batch_size=50)
@@ -272,7 +326,8 @@ def test_a_database_error_between_two_batches_fails_the_run_names_the_batch_and_
 
     def second_batch_fails(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # the first batch is in the transaction, the second one dies
+        if len(calls) == 2:  # the first batch has committed, the second one dies half-way
+            real(*args, **kwargs)
             raise OperationalError("INSERT INTO interview_results ...", {}, Exception("database is gone"))
         return real(*args, **kwargs)
 
@@ -280,17 +335,26 @@ def test_a_database_error_between_two_batches_fails_the_run_names_the_batch_and_
     with pytest.raises(Exception, match=r"batch 2 \(rows 50-99\)"):
         run_source("aiview", settings, run_id="mid-batch")
     assert watermark(settings) is None
-    for model in (InterviewResult, Candidate, Quarantine, RecordLineage, Outbox, RawPayload):
-        assert count(settings, model) == 0, model.__tablename__
+    assert count(settings, RecordLineage) == 50  # the first batch, whole; nothing of the second
     with transaction(settings.hub_url) as s:
         run = s.get(Run, "mid-batch")
         assert run.status == "failed" and "batch 2" in run.error and "database is gone" not in run.error
+        assert run.load_progress["batches"] == 1 and run.inserted == 0
+    from typer.testing import CliRunner
+
+    from hiresync.cli import app
+
+    status = CliRunner().invoke(app, ["status"]).output
+    pulled = 300 + len(aiview.rescored)
+    assert f"pulled {pulled}, 50 rows loaded in whole batches, the run not (stopped at load); watermark unchanged" \
+        in status, status
 
     monkeypatch.setattr(load_module, "_load_batch", real)
     summary = run_source("aiview", settings, run_id="mid-batch")  # the same run, retried, finishes once
     assert summary["status"] == "success" and summary["pulled"] == 300 + len(aiview.rescored)
     assert count(settings, RecordLineage) == summary["pulled"]
     assert count(settings, InterviewResult) == summary["inserted"] == 300 - len(aiview.defects)
+    assert count(settings, Outbox) == summary["inserted"] + summary["updated"]  # one per new version
 
 
 def test_a_rerun_that_pulls_nothing_new_skips_the_contract_and_never_imports_great_expectations(settings, aiview):

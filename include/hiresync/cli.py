@@ -663,10 +663,12 @@ def _brief(result: dict) -> str:
 
 
 def _run_text(r: dict) -> str:
-    if r["status"] in ("failed", "extracting"):  # nothing of it was loaded: no accounting to add up
+    if r["status"] in ("failed", "extracting"):  # not loaded: no accounting to add up yet
         stopped = f" (stopped at {r['failed_step']})" if r.get("failed_step") else ""
+        loaded = (f"{r['rows_loaded']} rows loaded in whole batches, the run not" if r.get("rows_loaded")
+                  else "nothing loaded")
         lines = [f"{r['run_id']} [{r['status']}]",
-                 f"pulled {r['pulled']}, nothing loaded{stopped}; watermark unchanged"]
+                 f"pulled {r['pulled']}, {loaded}{stopped}; watermark unchanged"]
     else:
         lines = [
             f"{r['run_id']} [{r['status']}]",

@@ -130,6 +130,9 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # Great Expectations outcome of the batch without values: per expectation, counts only.
     validation_summary: Mapped[dict | None] = mapped_column(JSON)
+    # While a load is under way: the batches committed so far, their rows and outcome counts
+    # (hiresync.pipeline.load); a retried load goes on from there. Cleared when the run is loaded.
+    load_progress: Mapped[dict | None] = mapped_column(JSON)
 
 
 class SourceLock(Base):

@@ -51,10 +51,12 @@ class Staging:
                 w.write(batch)
         return w.count
 
-    def read_batches(self, name: str) -> Iterator[list[dict]]:
+    def read_batches(self, name: str, skip: int = 0) -> Iterator[list[dict]]:
+        """The batches in order, from batch number `skip` on (those before it are not decrypted)."""
         with (self.dir / f"{name}.enc").open(encoding="utf-8") as f:
             for index, line in enumerate(f):
-                yield jsonfast.loads(self._keys.decrypt(line.rstrip("\n"), self._context(name, index)))
+                if index >= skip:
+                    yield jsonfast.loads(self._keys.decrypt(line.rstrip("\n"), self._context(name, index)))
 
     def read_records(self, name: str) -> Iterator[dict]:
         for batch in self.read_batches(name):

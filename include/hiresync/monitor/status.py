@@ -69,8 +69,10 @@ def summary_of(run: Run) -> dict:
         "pulled_since": run.pulled_since.isoformat() if run.pulled_since else None,
         "watermark_after": run.watermark_after.isoformat() if run.watermark_after else None,
         "mapping_version": run.mapping_version, "error": mask_text(run.error) if run.error else None,
-        # A failed run loaded nothing (load commits all of a run or none of it); one that got past
+        # A run is loaded only once all its batches are (hiresync.pipeline.load); one that got past
         # load stays "loaded" or "success" even if delivery failed after.
         "loaded": run.status in ("loaded", "success"),
+        # A load that stopped part-way: the rows of the batches it committed (a retry goes on after them).
+        "rows_loaded": (run.load_progress or {}).get("rows", 0),
         "failed_step": run.error.split(":", 1)[0] if run.status == "failed" and run.error else None,
     }

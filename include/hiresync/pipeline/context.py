@@ -79,13 +79,13 @@ class _ReportingStaging(Staging):
                     self._report(n, **self.counts)
         return super().write_records(name, counted())
 
-    def read_batches(self, name: str):
+    def read_batches(self, name: str, skip: int = 0, done: int = 0):
+        """`done`: the records in the `skip` batches not read, for the progress count."""
         if name != "raw":
-            yield from super().read_batches(name)
+            yield from super().read_batches(name, skip)
             return
         total = self._total()
-        done = 0
-        for batches, batch in enumerate(super().read_batches(name), start=1):
+        for batches, batch in enumerate(super().read_batches(name, skip), start=skip + 1):
             yield batch  # the step works on it; progress counts it when the step asks for the next one
             done += len(batch)
             self._report(done, total, batches=batches)

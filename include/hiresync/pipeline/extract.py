@@ -35,11 +35,16 @@ def extract(ctx: RunContext) -> dict:
     with ctx.transaction() as s:
         run = s.get(Run, ctx.run_id)
         if run is not None and run.status in ("loaded", "success"):
-            return ctx.staging.read_json("manifest") if ctx.staging.exists("manifest") else {"pulled": run.pulled}
+            return _summary(ctx.staging.read_json("manifest")) if ctx.staging.exists("manifest") else {"pulled": run.pulled}
         if run is None:
             run = Run(id=ctx.run_id, source=ctx.source.name, status="extracting")
             s.add(run)
         run.status, run.error = "extracting", None
+        if run.load_progress and ctx.staging.exists("manifest"):
+            # Some of its batches are loaded: the run goes on with the pages it staged (pulled anew,
+            # they could be cut into other batches), and the load after the batches it committed.
+            return _summary(ctx.staging.read_json("manifest"))
+        run.load_progress = None  # staging is gone (reaped): this run starts over; what was committed is found unchanged
     # A broken profile or mapping stops the run here, before anything is pulled, and the run
     # row just written carries the reason for `hiresync status`.
     profile, _ = ctx.profile, ctx.mapping
@@ -101,6 +106,10 @@ def _stage(ctx: RunContext, since: datetime | None, payloads: Iterable[dict],
     ctx.staging.write_json("manifest", manifest)
     with ctx.transaction() as s:
         s.get(Run, ctx.run_id).pulled = pulled
+    return _summary(manifest)
+
+
+def _summary(manifest: dict) -> dict:
     return {k: v for k, v in manifest.items() if k != "inbox_ids"}  # ids stay in staging, not in XCom
 
 

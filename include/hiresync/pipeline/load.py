@@ -1,11 +1,17 @@
-"""Load: the whole run lands in ONE hub transaction, or not at all.
+"""Load: batch by batch, each batch committed on its own; the run is "loaded" only with its last.
 
-In that transaction: raw payloads (encrypted), quarantine rows, identity resolution, results
-upserted behind a version guard, outbox rows for what changed, record lineage, the run's counts
-and the watermark. So a crash leaves the hub as it was, and the watermark never covers data that
-did not commit (DESIGN.md invariants 1-3). Work is done in chunks with set-based Core statements
-(the ORM's per-object bookkeeping is not needed here; inserts go through hiresync.hub.bulk: COPY on
-PostgreSQL, executemany elsewhere): a run of 100,000 results must not cost 100,000 round trips.
+Each micro-batch commits in one hub transaction: its raw payloads (encrypted), quarantine rows,
+identity resolution, results upserted behind a version guard, outbox rows for what changed, record
+lineage, and the run's progress (`runs.load_progress`: batches done, their rows, their outcome
+counts). After the last batch one more transaction checks the accounting, writes the run's counts,
+moves the watermark and records what the run consumed (inbox rows, files), and marks the run
+loaded. So the hub holds one batch of uncommitted work at a time; a crash leaves every batch either
+committed whole or not at all, the run not loaded and the watermark where it was (DESIGN.md
+invariants 1-3); a retried load of the run goes on after its last committed batch with that batch's
+counts, and a new run over the same window finds what was committed as unchanged (content hashes,
+idempotency keys): nothing twice. Work is done with set-based Core statements (inserts through
+hiresync.hub.bulk: COPY on PostgreSQL, executemany elsewhere): a run of 100,000 results must not
+cost 100,000 round trips.
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ log = logging.getLogger(__name__)
 CHUNK = 500
 ANALYZE_AFTER = 10_000  # rows pulled in one run
 T = TypeVar("T")
+OUTCOMES = ("inserted", "updated", "unchanged", "stale", "superseded", "quarantined")
 
 
 def load(ctx: RunContext) -> dict:
     staging = ctx.staging
     with ctx.transaction() as s:
-        run = s.get(Run, ctx.run_id, with_for_update=True)
+        run = s.get(Run, ctx.run_id)
         if run is None:
             raise HireSyncError(f"run {ctx.run_id!r} was never extracted")
         if run.status in ("loaded", "success"):
@@ -53,30 +60,44 @@ def load(ctx: RunContext) -> dict:
         if not staging.exists("map_problems"):
             raise HireSyncError(f"run {ctx.run_id!r} has no staged batches to load (status {run.status}: "
                                 f"{run.error or 'not mapped yet'}); start a new run")
-        manifest = staging.read_json("manifest")
-        validation = staging.read_json("validation")
-        failures = validation["failures"]
-        map_problems = staging.read_json("map_problems")
+        progress = run.load_progress or {"batches": 0, "rows": 0, "tally": {}}
+    manifest = staging.read_json("manifest")
+    validation = staging.read_json("validation")
+    failures = validation["failures"]
+    map_problems = staging.read_json("map_problems")
+    done, offset = progress["batches"], progress["rows"]
+    tally: Counter[str] = Counter(progress["tally"])
+    with Session(engine_for(ctx.settings.hub_url), expire_on_commit=False) as s:
         loader = _Loader(s, ctx)
         statistics = _Statistics(s)
-        tally: Counter[str] = Counter()
-        offset = 0
-        # Batch by batch, in the one transaction: memory holds one batch, the database the rest.
-        batches = zip(staging.read_batches("raw"), staging.read_batches("mapped"), staging.read_batches("known"))
-        for number, (raws, mapped, known) in enumerate(batches):
+        # A retried load skips the batches a failed attempt committed (their counts are in `tally`).
+        batches = zip(staging.read_batches("raw", skip=done, done=offset), staging.read_batches("mapped", skip=done),
+                      staging.read_batches("known", skip=done))
+        for number, (raws, mapped, known) in enumerate(batches, start=done):
             try:
                 tally += _load_batch(s, ctx, loader, raws,
                                      {m["row"]: m["record"] for m in mapped if str(m["row"]) not in map_problems},
                                      {k["row"] for k in known}, offset, failures, map_problems,
                                      bool(manifest.get("replay")))
-            except HireSyncError:  # ours already names the run and the row
-                raise
-            except Exception as exc:  # a database error: the run fails naming the batch, nothing is kept
-                raise HireSyncError(f"run {ctx.run_id!r}: batch {number + 1} (rows {offset}-{offset + len(raws) - 1}) "
-                                    f"failed to load ({type(exc).__name__}); nothing of the run was loaded") from exc
-            offset += len(raws)
-            statistics.after(offset)
+                statistics.after(offset + len(raws))
+                offset += len(raws)
+                s.execute(update(Run).where(Run.id == ctx.run_id).values(load_progress={
+                    "batches": number + 1, "rows": offset, "tally": {k: tally[k] for k in OUTCOMES}}))
+                s.commit()
+            except BaseException as exc:
+                s.rollback()
+                if isinstance(exc, HireSyncError) or not isinstance(exc, Exception):  # ours name the run and row
+                    raise
+                # A database error: the run fails naming the batch; what committed before it stays.
+                kept = f"the {number} batches before it are loaded, the run is not" if number else "nothing was loaded"
+                raise HireSyncError(
+                    f"run {ctx.run_id!r}: batch {number + 1} (rows {offset}-{offset + len(raws) - 1}) failed to load "
+                    f"({type(exc).__name__}); {kept}; a retry of the run goes on from this batch") from exc
 
+    with ctx.transaction() as s:
+        run = s.get(Run, ctx.run_id, with_for_update=True)
+        if run.status in ("loaded", "success"):
+            return run_counts(run)
         run.pulled = offset
         run.inserted, run.updated = tally["inserted"], tally["updated"]
         run.unchanged = tally["unchanged"] + tally["stale"] + tally["superseded"]
@@ -85,13 +106,14 @@ def load(ctx: RunContext) -> dict:
         run.validation_summary = validation["summary"]
         _remember_mapping(s, ctx)
         if run.pulled != run.inserted + run.updated + run.unchanged + run.quarantined:
-            raise HireSyncError(f"run {ctx.run_id!r}: accounting does not balance; nothing was loaded")
+            raise HireSyncError(f"run {ctx.run_id!r}: accounting does not balance; the run is not marked loaded")
         if manifest.get("pulled") is not None and manifest["pulled"] != run.pulled:
-            raise HireSyncError(f"run {ctx.run_id!r}: staged {run.pulled} of {manifest['pulled']} pulled; nothing was loaded")
+            raise HireSyncError(f"run {ctx.run_id!r}: staged {run.pulled} of {manifest['pulled']} pulled; "
+                                f"the run is not marked loaded")
         if manifest.get("max_cursor"):
             run.watermark_after = _advance_watermark(s, ctx, datetime.fromisoformat(manifest["max_cursor"]))
-        record_consumed(s, ctx.source.name, ctx.run_id, manifest)  # inbox rows, dropped files: with their data
-        run.status = "loaded"
+        record_consumed(s, ctx.source.name, ctx.run_id, manifest)  # inbox rows, dropped files: with the run
+        run.status, run.load_progress = "loaded", None
         counts = run_counts(run)
     if counts["pulled"] >= ANALYZE_AFTER:
         _analyze(ctx)
@@ -116,7 +138,7 @@ def _analyze(ctx: RunContext) -> None:
 
 
 class _Statistics:
-    """Table statistics refreshed *inside* the load transaction on PostgreSQL, once the load has
+    """Table statistics refreshed *inside* a batch's transaction on PostgreSQL, once the load has
     1,000 rows and again each time the rows loaded so far have grown fourfold (the planner scales
     the statistics' row counts by a table's current size, so they need not be fresher than that).
     Without them, a first big load into a fresh hub plans every batch's key lookups as scans of all
