@@ -9,7 +9,8 @@ lease ran out is taken over.
 The reaper runs at the start of every sync and in housekeeping: a run still "extracting" that
 holds no live lease died (killed, or the hub was unreachable when it failed); it is marked
 failed with that reason and its staging (encrypted personal data that retention never sees) is
-removed. A "loaded" run's data is in the hub and its outbox rows are delivered by the next relay:
+removed; batches its load committed stay, and the next sync over the window finds them unchanged.
+A "loaded" run's data is in the hub and its outbox rows are delivered by the next relay:
 only its staging goes.
 """
 
