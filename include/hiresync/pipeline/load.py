@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 CHUNK = 500
 ANALYZE_AFTER = 10_000  # rows pulled in one run
 T = TypeVar("T")
-OUTCOMES = ("inserted", "updated", "unchanged", "stale", "superseded", "quarantined")
 
 
 def load(ctx: RunContext) -> dict:
@@ -65,15 +64,16 @@ def load(ctx: RunContext) -> dict:
     validation = staging.read_json("validation")
     failures = validation["failures"]
     map_problems = staging.read_json("map_problems")
-    done, offset = progress["batches"], progress["rows"]
+    first, offset = progress["batches"], progress["rows"]
     tally: Counter[str] = Counter(progress["tally"])
+    # Closing the session rolls back a batch that did not commit.
     with Session(engine_for(ctx.settings.hub_url), expire_on_commit=False) as s:
         loader = _Loader(s, ctx)
         statistics = _Statistics(s)
         # A retried load skips the batches a failed attempt committed (their counts are in `tally`).
-        batches = zip(staging.read_batches("raw", skip=done, done=offset), staging.read_batches("mapped", skip=done),
-                      staging.read_batches("known", skip=done))
-        for number, (raws, mapped, known) in enumerate(batches, start=done):
+        batches = zip(staging.read_batches("raw", skip=first, done=offset), staging.read_batches("mapped", skip=first),
+                      staging.read_batches("known", skip=first))
+        for number, (raws, mapped, known) in enumerate(batches, start=first):
             try:
                 tally += _load_batch(s, ctx, loader, raws,
                                      {m["row"]: m["record"] for m in mapped if str(m["row"]) not in map_problems},
@@ -82,13 +82,11 @@ def load(ctx: RunContext) -> dict:
                 statistics.after(offset + len(raws))
                 offset += len(raws)
                 s.execute(update(Run).where(Run.id == ctx.run_id).values(load_progress={
-                    "batches": number + 1, "rows": offset, "tally": {k: tally[k] for k in OUTCOMES}}))
+                    "batches": number + 1, "rows": offset, "tally": dict(tally)}))
                 s.commit()
-            except BaseException as exc:
-                s.rollback()
-                if isinstance(exc, HireSyncError) or not isinstance(exc, Exception):  # ours name the run and row
-                    raise
-                # A database error: the run fails naming the batch; what committed before it stays.
+            except HireSyncError:  # ours already names the run and the row
+                raise
+            except Exception as exc:  # a database error: the run fails naming the batch; what committed stays
                 kept = f"the {number} batches before it are loaded, the run is not" if number else "nothing was loaded"
                 raise HireSyncError(
                     f"run {ctx.run_id!r}: batch {number + 1} (rows {offset}-{offset + len(raws) - 1}) failed to load "
