@@ -218,6 +218,14 @@ def test_a_run_killed_between_two_committed_batches_is_redone_by_the_next_sync_w
         assert run.status == "extracting" and run.load_progress["batches"] == 2 and run.inserted == 0
         loaded_before = s.scalar(select(func.count()).select_from(InterviewResult))
     assert loaded_before > 0
+    # Its committed batches are deliverable before the run is: another source's deliver relays the
+    # same target, and renders each row with the mapping spec the row names.
+    from hiresync.delivery.outbox import relay
+    from hiresync.privacy.keys import hub_keys
+
+    assert relay(settings, hub_keys(settings), "ehr") == loaded_before
+    assert count(settings, Outbox, Outbox.status == "dead") == 0
+    assert ehr_count(settings) == loaded_before
 
     summary = run_source("aiview", settings)  # the next sync reaps the killed run and pulls its window again
     assert summary["status"] == "success" and summary["pulled"] == 300 + len(aiview.rescored)

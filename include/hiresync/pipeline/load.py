@@ -81,6 +81,9 @@ def load(ctx: RunContext) -> dict:
                                      bool(manifest.get("replay")))
                 statistics.after(offset + len(raws))
                 offset += len(raws)
+                # With the batch: its outbox rows are due once it commits, and a relay renders them
+                # with the spec they name (another source's deliver relaying the same target).
+                _remember_mapping(s, ctx)
                 s.execute(update(Run).where(Run.id == ctx.run_id).values(load_progress={
                     "batches": number + 1, "rows": offset, "tally": dict(tally)}))
                 s.commit()
