@@ -23,6 +23,9 @@ class Settings:
     # 2,000 keeps a run under 400 MB; larger batches spread Great Expectations' fixed cost per
     # validation (a few tenths of a second) over more rows, at about 50 MB per extra 1,000.
     batch_size: int = 2000
+    # A run with at least this many rows to load is delivered by a second process while it loads
+    # (hiresync.delivery.beside); 0 never starts one. Smaller runs would feel the process start.
+    relay_beside_rows: int = 10_000
     # The group's time zone: what the EHR and the HR report show interview times in (beside UTC).
     timezone: str = "Asia/Shanghai"
 
@@ -47,6 +50,7 @@ class Settings:
             sources_file=Path(os.environ.get("HIRESYNC_SOURCES", home / "sources.yaml")),
             policy_file=Path(os.environ.get("HIRESYNC_POLICY", home / "policy.yaml")),
             batch_size=_positive_int("HIRESYNC_BATCH_SIZE", 2000),
+            relay_beside_rows=_whole_number("HIRESYNC_RELAY_BESIDE_ROWS", 10_000),
             timezone=_time_zone(os.environ.get("HIRESYNC_TIMEZONE") or "Asia/Shanghai"),
         )
 
@@ -67,11 +71,15 @@ def _time_zone(name: str) -> str:
 
 
 def _positive_int(name: str, default: int) -> int:
+    return _whole_number(name, default, least=1)
+
+
+def _whole_number(name: str, default: int, least: int = 0) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name} must be a positive whole number, got {raw!r}")
+    if not raw.isascii() or not raw.isdigit() or int(raw) < least:
+        raise ValueError(f"{name} must be a {'positive ' if least else ''}whole number, got {raw!r}")
     return int(raw)
 
 

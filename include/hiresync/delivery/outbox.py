@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
+from typing import Callable
 
 from sqlalchemy import func, or_, select, update
 
@@ -131,12 +132,13 @@ class _Batch:
 
 
 def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int = 500,
-          now: datetime | None = None) -> int:
+          now: datetime | None = None, stop: Callable[[], bool] = lambda: False) -> int:
     """Deliver everything that is due for one target; returns how many rows were delivered.
 
     Raises HireSyncError naming the target and the cause when rows had to be left for a retry,
     when the circuit is open with work waiting, or when the target is misconfigured (the rows
-    then stay as they were). `now` is the clock (tests move it instead of sleeping)."""
+    then stay as they were). `now` is the clock (tests move it instead of sleeping); `stop` is
+    asked before each batch (a relay beside the load ends with the load)."""
     clock = (lambda: now) if now is not None else (lambda: datetime.now(timezone.utc))  # aware UTC: UTCDateTime
     profile = profile_for(target_name, settings)
     policy = load_policy(settings, profile.recipient)
@@ -151,7 +153,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     # after it still unsent. A row passed over now (it waits, or failed and backs off) is the next
     # call's.
     after = 0
-    while circuit.allows(clock()):
+    while circuit.allows(clock()) and not stop():
         batch = _claim(settings, keys, target_name, batch_size, clock(), worker, profile.lease_seconds, after)
         if batch is None:
             break
@@ -207,13 +209,24 @@ def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds, 
         if rows:
             s.execute(update(Outbox).where(one_of(Outbox.id, [r.id for r in rows]))
                       .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
-        # A reference is rendered from the raw payload it names (one encrypted copy of each payload);
-        # erase requests and workflow events carry their own encrypted body.
-        rendered = bodies(s, keys, rows)
-        unrenderable = {i: str(body) for i, body in rendered.items() if isinstance(body, RenderError)}
-        for row_id, reason in unrenderable.items():  # nothing to send, ever: a dead letter with the reason
-            s.execute(update(Outbox).where(Outbox.id == row_id).values(
-                status="dead", last_error=f"not rendered: {reason}", claimed_until=None, claimed_by=None))
+    # Rendered after the claim commits, under the lease: the claim's transaction is short, so a load
+    # writing batches beside this relay (hiresync.delivery.beside) waits for it only briefly. A
+    # reference is rendered from the raw payload it names (one encrypted copy of each payload); erase
+    # requests and workflow events carry their own encrypted body.
+    rendered = {}
+    if rows:
+        try:
+            with transaction(settings.hub_url) as s:
+                rendered = bodies(s, keys, rows)
+        except BaseException:  # a wrong key, an interrupt: the rows go back now, not when the lease ends
+            _release_quietly(settings, [r.id for r in rows])
+            raise
+    unrenderable = {i: str(body) for i, body in rendered.items() if isinstance(body, RenderError)}
+    if unrenderable:  # nothing to send, ever: a dead letter with the reason
+        with transaction(settings.hub_url) as s:
+            for row_id, reason in unrenderable.items():
+                s.execute(update(Outbox).where(Outbox.id == row_id).values(
+                    status="dead", last_error=f"not rendered: {reason}", claimed_until=None, claimed_by=None))
         rows = [r for r in rows if r.id not in unrenderable]
     payloads = [(r.idempotency_key, rendered[r.id]) for r in rows]
     return _Batch(rows, payloads, seen_up_to)
@@ -278,6 +291,14 @@ def leased_elsewhere(settings, target_name: str, now: datetime | None = None) ->
         n, until = s.execute(select(func.count(), func.max(Outbox.claimed_until)).where(
             Outbox.target == target_name, Outbox.status == "pending", Outbox.claimed_until > now)).one()
     return n or 0, until
+
+
+def backing_off(settings, target_name: str, now: datetime | None = None) -> int:
+    """Pending rows of the target that wait for their next attempt after a failure."""
+    now = now or datetime.now(timezone.utc)
+    with transaction(settings.hub_url) as s:
+        return s.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.target == target_name, Outbox.status == "pending", Outbox.next_attempt_at > now)) or 0
 
 
 def _backoff(attempt: int, retry_after: float | None, profile: TargetProfile) -> float:

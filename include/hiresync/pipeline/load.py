@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, TypeVar
@@ -39,6 +40,7 @@ from hiresync.mapping.spec import content_hash
 from hiresync.pipeline.context import RunContext
 from hiresync.load.consumed import record_consumed
 from hiresync.load.known import known_payloads
+from hiresync.delivery.beside import RelayBeside, merge_relayed
 from hiresync.delivery.render import delivery_payload
 from hiresync.delivery.workflow import Change, queue_events
 
@@ -66,8 +68,10 @@ def load(ctx: RunContext) -> dict:
     map_problems = staging.read_json("map_problems")
     first, offset = progress["batches"], progress["rows"]
     tally: Counter[str] = Counter(progress["tally"])
-    # Closing the session rolls back a batch that did not commit.
-    with Session(engine_for(ctx.settings.hub_url), expire_on_commit=False) as s:
+    # Closing the session rolls back a batch that did not commit. A large run is delivered beside
+    # its load, batch by batch as they commit (hiresync.delivery.beside).
+    with _relay_beside(ctx, (manifest.get("pulled") or 0) - offset) as helper, \
+            Session(engine_for(ctx.settings.hub_url), expire_on_commit=False) as s:
         loader = _Loader(s, ctx)
         statistics = _Statistics(s)
         # A retried load skips the batches a failed attempt committed (their counts are in `tally`).
@@ -82,7 +86,7 @@ def load(ctx: RunContext) -> dict:
                 statistics.after(offset + len(raws))
                 offset += len(raws)
                 # With the batch: its outbox rows are due once it commits, and a relay renders them
-                # with the spec they name (another source's deliver relaying the same target).
+                # with the spec they name (another source's deliver, or the relay beside this load).
                 _remember_mapping(s, ctx)
                 s.execute(update(Run).where(Run.id == ctx.run_id).values(load_progress={
                     "batches": number + 1, "rows": offset, "tally": dict(tally)}))
@@ -95,6 +99,8 @@ def load(ctx: RunContext) -> dict:
                     f"run {ctx.run_id!r}: batch {number + 1} (rows {offset}-{offset + len(raws) - 1}) failed to load "
                     f"({type(exc).__name__}); {kept}; a retry of the run goes on from this batch") from exc
 
+    if helper is not None:  # for the deliver step: it relays the rest and reports both
+        staging.write_json("relayed", merge_relayed(staging, helper.outcome))
     with ctx.transaction() as s:
         run = s.get(Run, ctx.run_id, with_for_update=True)
         if run.status in ("loaded", "success"):
@@ -119,6 +125,13 @@ def load(ctx: RunContext) -> dict:
     if counts["pulled"] >= ANALYZE_AFTER:
         _analyze(ctx)
     return counts
+
+
+def _relay_beside(ctx: RunContext, rows: int) -> RelayBeside | nullcontext:
+    threshold = ctx.settings.relay_beside_rows
+    if not threshold or rows < threshold or not ctx.source.targets:
+        return nullcontext()
+    return RelayBeside(ctx.settings, ctx.keys, ctx.source.targets)
 
 
 _LOADED_TABLES = ("raw_payloads, interview_results, dimension_scores, candidates, candidate_vendor_ids, "

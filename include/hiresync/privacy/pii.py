@@ -54,6 +54,11 @@ class Keyring:
         # (one key for every field): lookups then also try that form, so nobody is missed meanwhile.
         self.match_legacy_blind_indexes = False
 
+    def __reduce__(self):
+        """To a helper process of ours over its private pipe (hiresync.delivery.beside): it cannot
+        ask Airflow for the key connection itself."""
+        return _keyring, (self._versions, self.active, self.match_legacy_blind_indexes)
+
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def from_json(cls, text: str) -> "Keyring":
@@ -296,3 +301,9 @@ def mask_text(text: object, known: Iterable[object] = (), limit: int | None = No
     if limit is not None and len(out) > limit:
         out = out[: limit - 3] + "..."
     return out
+
+
+def _keyring(versions: dict[int, KeyVersion], active: int, match_legacy: bool) -> Keyring:
+    keys = Keyring(versions, active)
+    keys.match_legacy_blind_indexes = match_legacy
+    return keys
