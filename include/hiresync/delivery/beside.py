@@ -49,10 +49,13 @@ class RelayBeside:
 
     def __exit__(self, *exc) -> None:
         try:
-            self._conn.send("stop")
+            try:
+                self._conn.send("stop")
+            except OSError:  # it ended on its own (every target left): its outcome is in the pipe
+                pass
             if self._conn.poll(STOP_SECONDS):
                 self.outcome = self._conn.recv()
-        except (EOFError, OSError):  # it ended on its own (it logged why); the deliver step relays all
+        except (EOFError, OSError):  # it died without one: the deliver step relays everything left
             pass
         finally:
             self._conn.close()
