@@ -33,7 +33,7 @@ from hiresync.errors import HireSyncError
 from hiresync.hub.models import InterviewResult, Outbox
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring, mask_text
-from hiresync.privacy.recipients import load_policy
+from hiresync.privacy.recipients import RecipientPolicy, load_policy
 from hiresync.config.settings import Settings
 from hiresync.delivery.render import RenderError, bodies
 from hiresync.delivery.targets import profile_for, target_for
@@ -131,8 +131,26 @@ class _Batch:
     seen_up_to: int  # the highest outbox id this claim looked at, sent or not
 
 
+@dataclass(frozen=True)
+class Route:
+    """A target's profile, its recipient's policy and its connector: what relaying to it needs
+    beside the hub. Loading them takes tens of milliseconds (YAML files checked against their
+    schemas, the competency model, the EHR's schema version), so a relay that looks again and
+    again (hiresync.delivery.beside) builds its routes once; a relay() call without one builds it,
+    so a profile or policy edited between two runs applies to the next."""
+
+    profile: TargetProfile
+    policy: RecipientPolicy
+    target: object  # EhrSqlTarget or RestTarget
+
+
+def route_to(settings: Settings, target_name: str) -> Route:
+    profile = profile_for(target_name, settings)
+    return Route(profile, load_policy(settings, profile.recipient), target_for(target_name, settings, profile))
+
+
 def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int = 500,
-          now: datetime | None = None, stop: Callable[[], bool] = lambda: False) -> int:
+          now: datetime | None = None, stop: Callable[[], bool] = lambda: False, route: Route | None = None) -> int:
     """Deliver everything that is due for one target; returns how many rows were delivered.
 
     Raises HireSyncError naming the target and the cause when rows had to be left for a retry,
@@ -140,9 +158,8 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     then stay as they were). `now` is the clock (tests move it instead of sleeping); `stop` is
     asked before each batch (a relay beside the load ends with the load)."""
     clock = (lambda: now) if now is not None else (lambda: datetime.now(timezone.utc))  # aware UTC: UTCDateTime
-    profile = profile_for(target_name, settings)
-    policy = load_policy(settings, profile.recipient)
-    target = target_for(target_name, settings, profile)
+    route = route or route_to(settings, target_name)
+    profile, policy, target = route.profile, route.policy, route.target
     circuit = circuit_for(profile)
     worker = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     delivered, waiting, last_reason = 0, 0, None
