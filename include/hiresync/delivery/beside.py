@@ -86,8 +86,8 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
                 if target not in routes:
                     routes[target] = route_to(settings, target)
                 # Claims the size of a load batch: on SQLite each claim and each record of outcomes
-                # waits for the batch the load is writing, and 500-row claims waited four times as
-                # often (20,000 results: 28.2 s end to end against 23.6 s).
+                # waits for the batch the load is writing; 500-row claims waited four times as
+                # often and gave back most of the gain (README "Benchmarks").
                 n = relay(settings, keys, target, batch_size=settings.batch_size, stop=stopped, route=routes[target])
             except HireSyncError as exc:  # the deliver step meets the target again and decides
                 errors[target] = str(exc)
