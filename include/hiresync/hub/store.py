@@ -12,14 +12,14 @@ from functools import cache
 from pathlib import Path
 from typing import Iterator
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from hiresync.config.files import private_file, tighten
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The most SQLite's write-ahead log may grow to during a long load before it is truncated.
+WAL_LIMIT = 64 * 2**20
 
 
 def engine_for(url: str) -> Engine:
@@ -57,7 +57,30 @@ def _engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def alembic_config(url: str) -> Config:
+def keep_wal_small(engine: Engine) -> None:
+    """Truncate a SQLite hub's write-ahead log once it is past WAL_LIMIT; call between transactions.
+
+    SQLite checkpoints the log by itself, but starts it again from the beginning only at a moment
+    no reader is using it. A relay reading beside a long load (hiresync.delivery.beside) leaves no
+    such moment: the log grew to 6 GB during a million-result load. A TRUNCATE checkpoint waits
+    (within the busy timeout) for the readers of the moment; readers arriving meanwhile read the
+    database file. If it cannot finish, the next call tries again."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    wal = Path(f"{database}-wal")
+    try:
+        if wal.stat().st_size <= WAL_LIMIT:
+            return
+    except FileNotFoundError:
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def alembic_config(url: str):
+    from alembic.config import Config  # only where the schema is changed: a relay process needs none of it
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -66,6 +89,8 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the hub schema to the newest revision (idempotent)."""
+    from alembic import command
+
     engine = engine_for(url)
     with engine.begin() as conn:
         cfg = alembic_config(url)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
 from hiresync.hub.bulk import insert_rows, one_of
-from hiresync.hub.store import engine_for
+from hiresync.hub.store import engine_for, keep_wal_small
 from hiresync.load.identity import Conflict, IdentityResolver
 from hiresync.hub.models import (
     DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload, RecordLineage, Run, Watermark,
@@ -91,6 +91,7 @@ def load(ctx: RunContext) -> dict:
                 s.execute(update(Run).where(Run.id == ctx.run_id).values(load_progress={
                     "batches": number + 1, "rows": offset, "tally": dict(tally)}))
                 s.commit()
+                keep_wal_small(s.get_bind())  # SQLite: between batches, while no write is open
             except HireSyncError:  # ours already names the run and the row
                 raise
             except Exception as exc:  # a database error: the run fails naming the batch; what committed stays
