@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
@@ -110,8 +111,10 @@ def _hub_checks(hub_url: str) -> dict:
             "results": c.execute(text("SELECT count(*) - count(DISTINCT (vendor, vendor_result_id)) FROM interview_results")).scalar(),
             "quarantine": c.execute(text("SELECT count(*) - count(DISTINCT (source, vendor_result_id, raw_payload_id)) "
                                          "FROM quarantine")).scalar(),
-            "outbox": c.execute(text("SELECT count(*) - count(DISTINCT (target, result_id, kind)) FROM outbox "
-                                     "WHERE result_id IS NOT NULL")).scalar(),
+            # one row per version: batches of 100 load a re-scored result's versions in different
+            # batches, and each is delivered in turn (within one batch the newest supersedes the rest)
+            "outbox": c.execute(text("SELECT count(*) - count(DISTINCT (target, result_id, kind, result_version)) "
+                                     "FROM outbox WHERE result_id IS NOT NULL")).scalar(),
         }
     engine.dispose()
     return {"runs": runs, "dupes": dupes}
@@ -126,16 +129,22 @@ def test_two_celery_workers_run_both_syncs_and_survive_a_killed_worker(tmp_path,
     proc, env = start("celery", tmp_path, AIRFLOW__CELERY__BROKER_URL=redis_url, HIRESYNC_AIRFLOW_DB_URL=meta,
                       HIRESYNC_SOURCES=str(sources),
                       HIRESYNC_HUB_URL=hub, HIRESYNC_SIM_COUNT="400", HIRESYNC_RETRY_DELAY="2",
+                      # batches of 100 and the relay beside the load from 100 rows: it runs in the workers too
+                      HIRESYNC_BATCH_SIZE="100", HIRESYNC_RELAY_BESIDE_ROWS="100",
                       HIRESYNC_WORKER_LOG_PORTS=f"{free_port()},{free_port()}",
                       AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="20",
                       AIRFLOW__CELERY__WORKER_CONCURRENCY="1")
     api = Api(env)
     deadline = time.monotonic() + 540
+    helpers = HelperWatch()
     try:
         api.login(deadline)
+        helpers.start()
         runs = {dag: api.trigger(dag, deadline) for dag in SYNCS}
         for dag, run_id in runs.items():
             assert api.wait(dag, run_id, deadline) == "success", (tmp_path / "launcher.log").read_text()[-3000:]
+        helpers.stop()
+        assert helpers.seen and all(helpers.seen.values()), helpers.seen  # started by a worker's load task
         hosts = {ti["hostname"] for dag, run_id in runs.items() for ti in api.task_instances(dag, run_id)}
         assert hosts == {"worker1", "worker2"}, hosts  # concurrency 1 each: both had work
 
@@ -173,7 +182,31 @@ def test_two_celery_workers_run_both_syncs_and_survive_a_killed_worker(tmp_path,
         assert all(r.pulled == r.inserted + r.updated + r.unchanged + r.quarantined for r in hub_state["runs"])
         assert hub_state["dupes"] == {"results": 0, "quarantine": 0, "outbox": 0}
     finally:
+        helpers.stop()
         stop(proc, tmp_path)
+
+
+class HelperWatch(threading.Thread):
+    """Notes every relay beside a load (hiresync.delivery.beside) that runs while it watches, and
+    whether a Celery worker's task started it. Such a helper lives at least until the load that
+    started it has its outcome, far longer than the tenth of a second between looks."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.seen: dict[int, bool] = {}
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.1):
+            for p in psutil.process_iter(["cmdline"]):
+                if p.pid not in self.seen and "hiresync.delivery.beside" in " ".join(p.info["cmdline"] or []):
+                    try:
+                        self.seen[p.pid] = any("celery worker" in " ".join(a.cmdline()) for a in p.parents())
+                    except psutil.Error:
+                        pass
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 def _sigkill_worker(hostname: str) -> None:

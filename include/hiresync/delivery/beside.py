@@ -17,11 +17,12 @@ which relays the rest and reports the run's delivery as one.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import re
 import resource
+import subprocess
+import sys
+from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
-from multiprocessing.connection import Connection
 
 from hiresync.config.settings import Settings
 from hiresync.privacy.pii import Keyring
@@ -42,13 +43,16 @@ class RelayBeside:
         self._process = self._conn = None
 
     def __enter__(self) -> "RelayBeside":
-        # spawn, not fork: the parent holds database connections and, in Airflow, a task runner.
-        context = multiprocessing.get_context("spawn")
-        self._conn, theirs = context.Pipe()
-        self._process = context.Process(target=_serve, args=(self.settings, self.keys, self.targets, theirs),
-                                        name="hiresync-relay-beside", daemon=True)
-        self._process.start()
+        # A new interpreter, not a fork: the parent holds database connections and, in Airflow, a
+        # task runner. Not multiprocessing's "spawn" either: it runs the parent's main script again
+        # in the child, and in an Airflow worker that script is `airflow` (all of Airflow imported
+        # into a process that needs none of it).
+        self._conn, theirs = Pipe()
+        self._process = subprocess.Popen([sys.executable, "-c", _START, str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()])
         theirs.close()
+        self._conn.send([p for p in sys.path if p])  # where this process finds hiresync and its connectors
+        self._conn.send((self.settings, self.keys, self.targets))
         return self
 
     def __exit__(self, *exc) -> None:
@@ -63,10 +67,17 @@ class RelayBeside:
             pass
         finally:
             self._conn.close()
-            self._process.join(5)
-            if self._process.is_alive():  # stuck (a target that never answers): its leases run out
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:  # stuck (a target that never answers): its leases run out
                 self._process.terminate()
-                self._process.join()
+                self._process.wait()
+
+
+# The helper's first lines: the parent's import path first, then its work (hiresync is not
+# importable before the path is known: in Airflow it comes from the plugins and DAGs folders).
+_START = ("import sys; from multiprocessing.connection import Connection; conn = Connection(int(sys.argv[1])); "
+          "sys.path[:0] = conn.recv(); from hiresync.delivery.beside import _serve; _serve(*conn.recv(), conn)")
 
 
 def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connection) -> None:
