@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -61,21 +63,43 @@ def worker(args) -> dict:
             stages[name] = now - last[0]
             last[0] = now
 
-        # The relay beside the load reports its own peak RSS when it stops; kept here for the table.
+        # The relay beside the load reports its own peak RSS when it stops; while it runs, the two
+        # processes' RSS is sampled together (their peaks need not fall at the same moment: the
+        # load's comes with validation, before the helper starts).
         from hiresync.delivery.beside import RelayBeside
 
-        helper_mb, stop = [0.0], RelayBeside.__exit__
+        helper_mb, together_mb = [0.0], [0.0]
+        start, stop = RelayBeside.__enter__, RelayBeside.__exit__
+
+        def start_and_sample(helper):
+            start(helper)
+            helper.sampled = threading.Event()
+
+            def sample():
+                while not helper.sampled.wait(0.25):
+                    try:
+                        together_mb[0] = max(together_mb[0], _rss_mb("self") + _rss_mb(str(helper._process.pid)))
+                    except (OSError, TypeError):  # the helper has just ended
+                        pass
+
+            threading.Thread(target=sample, daemon=True).start()
+            return helper
 
         def stop_and_note(helper, *exc):
+            helper.sampled.set()
             stop(helper, *exc)
             helper_mb[0] = max(helper_mb[0], helper.outcome.get("peak_rss_mb", 0))
 
-        RelayBeside.__exit__ = stop_and_note
+        RelayBeside.__enter__, RelayBeside.__exit__ = start_and_sample, stop_and_note
         started = time.perf_counter()
         summary = run_source("aiview", settings, on_step=on_step)
         return {"seconds": time.perf_counter() - started, "stages": stages, "pulled": summary["pulled"],
                 "quarantined": summary["quarantined"], "results": summary["inserted"],
-                "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0]}
+                "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0], "together_rss_mb": together_mb[0]}
+
+
+def _rss_mb(pid: str) -> float:
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())[1]) / 1024
 
 
 @contextmanager
@@ -243,8 +267,10 @@ def main() -> None:
             print(f"    {stage:<9} {s:7.2f} s  {runs[0]['pulled'] / s:>10,.0f} results/s  {s / seconds:5.1%}")
         peak = statistics.median(r["peak_rss_mb"] for r in runs)
         helper = statistics.median(r.get("helper_rss_mb", 0) for r in runs)
-        print(f"  peak memory (RSS, median)  {peak:,.0f} MB" + (
-            f"; the relay beside the load {helper:,.0f} MB more, {peak + helper:,.0f} MB together" if helper else ""))
+        together = statistics.median(r.get("together_rss_mb", 0) for r in runs)
+        print(f"  peak memory (RSS, median)  {max(peak, together):,.0f} MB for the run" + (
+            f" (the load's process {peak:,.0f} MB at its peak; with the relay beside the load, whose own peak "
+            f"was {helper:,.0f} MB, the two held at most {together:,.0f} MB at once)" if helper else ""))
         per_result = statistics.median(r["hub_bytes"] / max(r["results"], 1) for r in runs)
         print(f"  hub on disk  {statistics.median(r['hub_bytes'] for r in runs) / 2**20:,.0f} MB = "
               f"{per_result / 1024:.1f} KB per stored result")
