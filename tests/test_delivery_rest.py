@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from connectors.targets.ehr_sql import ehr_candidates
+from connectors.targets.ehr_sql import EhrSqlTarget, ehr_candidates
 from hiresync.delivery import outbox as outbox_mod
 from hiresync.cli import app
 from hiresync.errors import HireSyncError
@@ -239,7 +239,6 @@ def test_relays_claim_disjoint_batches(targets, monkeypatch):
     """FOR UPDATE SKIP LOCKED on PostgreSQL/MariaDB, the lease on SQLite: two relays never share rows."""
     settings, *_ = targets
     load_only(settings, monkeypatch)
-    keys = Keyring.load(settings.key_file)
     now = datetime.now(timezone.utc)
     engine = engine_for(settings.hub_url)
     with engine.connect() as other:
@@ -248,12 +247,51 @@ def test_relays_claim_disjoint_batches(targets, monkeypatch):
             other.begin()
             locked = set(other.scalars(text("SELECT id FROM outbox WHERE target = 'grouphr' AND status = 'pending' "
                                           "ORDER BY id LIMIT 10 FOR UPDATE")))
-        first = outbox_mod._claim(settings, keys, "grouphr", 10, now, "relay-a", 300)
-        second = outbox_mod._claim(settings, keys, "grouphr", 10, now, "relay-b", 300)
+        first = outbox_mod._claim(settings, "grouphr", 10, now, "relay-a", 300)
+        second = outbox_mod._claim(settings, "grouphr", 10, now, "relay-b", 300)
         if locked:
             other.rollback()
     a, b = {r.id for r in first.rows}, {r.id for r in second.rows}
     assert a and b and not a & b and not (a | b) & locked
+
+
+def test_a_claim_is_sent_in_parts_and_what_follows_a_part_that_must_wait_is_not_tried(targets, monkeypatch):
+    """A claim's bodies are rendered and sent PART_ROWS at a time (a relay's memory follows the
+    part, not the claim), and its outcomes are recorded once. After a part with a row that must
+    wait, the claim's later parts are not tried, and they go back unleased for the next relay."""
+    settings, grouphr, _ = targets
+    load_only(settings, monkeypatch)
+    keys = Keyring.load(settings.key_file)
+    monkeypatch.setattr(outbox_mod, "PART_ROWS", 40)
+    sent_at_once, recorded_at_once = [], []
+    real_upsert, real_record = EhrSqlTarget.upsert, outbox_mod._record
+
+    def upsert(target, payloads):
+        sent_at_once.append(len(payloads))
+        real_upsert(target, payloads)
+
+    def record(settings, done, now):
+        recorded_at_once.append(len(done.updates))
+        real_record(settings, done, now)
+
+    monkeypatch.setattr(EhrSqlTarget, "upsert", upsert)
+    monkeypatch.setattr(outbox_mod, "_record", record)
+    pending = len(rows(settings, "ehr"))
+    assert relay(settings, keys, "ehr", batch_size=200) == pending > 200
+    assert max(sent_at_once) == 40 and sum(sent_at_once) == pending
+    assert recorded_at_once == [200] * (pending // 200) + ([pending % 200] if pending % 200 else [])
+
+    grouphr.throttle, grouphr.retry_after_seconds = 1, 600  # the first request is refused for ten minutes
+    with pytest.raises(HireSyncError, match=r"delivery to 'grouphr' failed \(HTTP 429"):
+        relay(settings, keys, "grouphr", batch_size=200)
+    first_claim = rows(settings, "grouphr")[:200]
+    assert [r.response_status for r in first_claim[:40]] == [429] * 40  # the first part, refused
+    untried = first_claim[40:]
+    assert all(r.attempts == 0 and r.status == "pending" and r.claimed_until is None for r in untried)
+    left = rows(settings, "grouphr", status="pending")  # the claim's 200, and later rows of their candidates
+    assert len(left) >= 200
+    assert relay(settings, keys, "grouphr", batch_size=200, now=later()) == len(left)
+    assert len(grouphr.records) == len(rows(settings, "grouphr")) and set(grouphr.applied.values()) == {1}
 
 
 def test_a_misconfigured_target_stops_only_its_own_delivery(targets, monkeypatch):

@@ -20,7 +20,7 @@ import os
 import random
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from itertools import groupby
 from typing import Callable
@@ -127,8 +127,43 @@ def circuit_for(profile: TargetProfile) -> Circuit:
 @dataclass
 class _Batch:
     rows: list
-    payloads: list[tuple[str, dict]]
     seen_up_to: int  # the highest outbox id this claim looked at, sent or not
+
+
+# A claim's rows are rendered and sent this many at a time: a body is a whole record, so memory
+# follows the part, while the claim and the record of outcomes (each a write transaction, which on
+# SQLite waits for a load writing beside the relay) stay one per claim.
+PART_ROWS = 500
+
+
+@dataclass
+class _Outcomes:
+    """What became of a claim's rows so far, in outbox order: the rows' new states, the workflow
+    events the target accepted, and counts."""
+
+    updates: list[dict] = field(default_factory=list)
+    accepted: list[tuple] = field(default_factory=list)
+    ids: set[int] = field(default_factory=set)
+    sent: int = 0
+    waiting: int = 0
+    reason: str | None = None  # the first row left for a retry: why
+
+    def add(self, rows, payloads, outcomes: list[Outcome], now: datetime, profile: TargetProfile) -> None:
+        for row, (key, payload), o in zip(rows, payloads, outcomes):
+            self.ids.add(row.id)
+            self.updates.append({
+                "id": row.id, "status": "pending" if o.state == "retry" else o.state,
+                "response_status": o.http_status, "target_ref": o.ref if o.state == "sent" else None,
+                "sent_at": now if o.state == "sent" else None,
+                "last_error": None if o.state == "sent" else _error_text(o, payload),
+                "next_attempt_at": (now + timedelta(seconds=_backoff(row.attempts + 1, o.retry_after, profile))
+                                    if o.state == "retry" else None)})
+            if row.kind == "event" and o.state == "sent":
+                self.accepted.append((key, row.result_id, payload, o.ref))
+            self.sent += o.state == "sent"  # dead letters are not failures of the relay
+            if o.state == "retry":
+                self.waiting += 1
+                self.reason = self.reason or _error_text(o, payload)
 
 
 @dataclass(frozen=True)
@@ -171,33 +206,40 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     # call's.
     after = 0
     while circuit.allows(clock()) and not stop():
-        batch = _claim(settings, keys, target_name, batch_size, clock(), worker, profile.lease_seconds, after)
+        batch = _claim(settings, target_name, batch_size, clock(), worker, profile.lease_seconds, after)
         if batch is None:
             break
         after = batch.seen_up_to
         if not batch.rows:
             continue
+        done = _Outcomes()
         try:
-            shaped = [(key, policy.apply(p, keys)) for key, p in batch.payloads]
-            outcomes = _deliver(target, batch.rows, shaped)
+            for start in range(0, len(batch.rows), PART_ROWS):
+                rows, payloads = _render(settings, keys, batch.rows[start:start + PART_ROWS])
+                if rows:
+                    outcomes = _deliver(target, rows, [(key, policy.apply(p, keys)) for key, p in payloads])
+                    done.add(rows, payloads, outcomes, clock(), profile)
+                if done.waiting:  # the rest waits too: a candidate's records go in outbox order
+                    break
         except TargetError as exc:
-            _release(settings, [r.id for r in batch.rows])
+            _record(settings, done, clock())  # the parts sent before it are delivered
+            left = [r.id for r in batch.rows if r.id not in done.ids]
+            _release(settings, left)
             raise HireSyncError(f"delivery to {target_name!r} stopped: {exc.cause}; "
-                                f"{len(batch.rows)} rows stay pending") from None
+                                f"{len(left)} rows stay pending") from None
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM, a crash) before the outcomes were recorded: give the
             # rows back now rather than holding them, and every later row of their candidates,
             # until the lease runs out. A target that applied some of them absorbs the resend.
             _release_quietly(settings, [r.id for r in batch.rows])
             raise
-        _record(settings, batch, outcomes, clock(), profile)
-        sent = sum(o.state == "sent" for o in outcomes)
-        retry = [o for o in outcomes if o.state == "retry"]
-        delivered += sent  # dead letters are not failures of the relay: `hiresync outbox status` lists them
-        waiting += len(retry)
-        if retry:
-            last_reason = _error_text(retry[0], batch.payloads[0][1])
-        circuit.record(not retry, clock())
+        _record(settings, done, clock())
+        if done.waiting:  # the parts after a row left for a retry were not tried: not leased any longer
+            _release(settings, [r.id for r in batch.rows if r.id not in done.ids])
+        delivered += done.sent  # dead letters are not failures of the relay: `hiresync outbox status` lists them
+        waiting += done.waiting
+        last_reason = done.reason or last_reason
+        circuit.record(not done.waiting, clock())
     if waiting or not circuit.allows(clock()):
         state = (f"circuit open until {circuit.open_until:%H:%M:%S} UTC" if not circuit.allows(clock())
                  else "retried later with backoff")
@@ -206,9 +248,9 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     return delivered
 
 
-def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds, after: int = 0) -> _Batch | None:
-    """The next due rows after outbox id `after`, leased to `worker`, with their bodies; None when no
-    row is due. The batch holds no rows when every row looked at waits behind an earlier one."""
+def _claim(settings, target_name, batch_size, now, worker, lease_seconds, after: int = 0) -> _Batch | None:
+    """The next due rows after outbox id `after`, leased to `worker`; None when no row is due. The
+    batch holds no rows when every row looked at waits behind an earlier one."""
     due = (Outbox.target == target_name, Outbox.status == "pending", Outbox.id > after,
            or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
            or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
@@ -226,27 +268,31 @@ def _claim(settings, keys, target_name, batch_size, now, worker, lease_seconds, 
         if rows:
             s.execute(update(Outbox).where(one_of(Outbox.id, [r.id for r in rows]))
                       .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
-    # Rendered after the claim commits, under the lease: the claim's transaction is short, so a load
-    # writing batches beside this relay (hiresync.delivery.beside) waits for it only briefly. A
-    # reference is rendered from the raw payload it names (one encrypted copy of each payload); erase
-    # requests and workflow events carry their own encrypted body.
-    rendered = {}
-    if rows:
-        try:
-            with transaction(settings.hub_url) as s:
-                rendered = bodies(s, keys, rows)
-        except BaseException:  # a wrong key, an interrupt: the rows go back now, not when the lease ends
-            _release_quietly(settings, [r.id for r in rows])
-            raise
+    return _Batch(rows, seen_up_to)
+
+
+def _render(settings, keys, rows: list) -> tuple[list, list[tuple[str, dict]]]:
+    """Leased rows -> (the rows that have a body, their (idempotency key, body) pairs).
+
+    Rendered after the claim commits, under the lease: the claim's transaction is short, so a load
+    writing batches beside this relay (hiresync.delivery.beside) waits for it only briefly. A
+    reference is rendered from the raw payload it names (one encrypted copy of each payload); erase
+    requests and workflow events carry their own encrypted body. A row that cannot be rendered has
+    nothing to send, ever: it becomes a dead letter with the reason."""
+    try:
+        with transaction(settings.hub_url) as s:
+            rendered = bodies(s, keys, rows)
+    except BaseException:  # a wrong key, an interrupt: the rows go back now, not when the lease ends
+        _release_quietly(settings, [r.id for r in rows])
+        raise
     unrenderable = {i: str(body) for i, body in rendered.items() if isinstance(body, RenderError)}
-    if unrenderable:  # nothing to send, ever: a dead letter with the reason
+    if unrenderable:
         with transaction(settings.hub_url) as s:
             for row_id, reason in unrenderable.items():
                 s.execute(update(Outbox).where(Outbox.id == row_id).values(
                     status="dead", last_error=f"not rendered: {reason}", claimed_until=None, claimed_by=None))
         rows = [r for r in rows if r.id not in unrenderable]
-    payloads = [(r.idempotency_key, rendered[r.id]) for r in rows]
-    return _Batch(rows, payloads, seen_up_to)
+    return rows, [(r.idempotency_key, rendered[r.id]) for r in rows]
 
 
 def _in_candidate_order(s, target_name: str, rows: list) -> list:
@@ -268,28 +314,23 @@ def _in_candidate_order(s, target_name: str, rows: list) -> list:
             if r.result_id is None or r.id < first_outside.get(cand_of.get(r.result_id), r.id + 1)]
 
 
-def _record(settings, batch: _Batch, outcomes: list[Outcome], now: datetime, profile: TargetProfile) -> None:
-    rows = []
-    for row, (_, payload), o in zip(batch.rows, batch.payloads, outcomes):
-        rows.append({"id": row.id, "status": "pending" if o.state == "retry" else o.state,
-                     "response_status": o.http_status, "target_ref": o.ref if o.state == "sent" else None,
-                     "sent_at": now if o.state == "sent" else None,
-                     "last_error": None if o.state == "sent" else _error_text(o, payload),
-                     "next_attempt_at": (now + timedelta(seconds=_backoff(row.attempts + 1, o.retry_after, profile))
-                                         if o.state == "retry" else None)})
-    accepted = [(key, row.result_id, payload, o.ref) for row, (key, payload), o in zip(batch.rows, batch.payloads, outcomes)
-                if row.kind == "event" and o.state == "sent"]
+def _record(settings, done: _Outcomes, now: datetime) -> None:
+    """A claim's outcomes, in one transaction."""
+    if not done.updates:
+        return
     outbox = Outbox.__table__
     with transaction(settings.hub_url) as s:
-        if accepted:  # the workflow stage "requested" is true once the target holds the event
-            record_accepted(s, accepted, now)
-        update_rows(s, outbox, rows, lambda v: dict(
+        if done.accepted:  # the workflow stage "requested" is true once the target holds the event
+            record_accepted(s, done.accepted, now)
+        update_rows(s, outbox, done.updates, lambda v: dict(
             status=v.status, attempts=outbox.c.attempts + 1, response_status=v.response_status,
             target_ref=func.coalesce(v.target_ref, outbox.c.target_ref), sent_at=v.sent_at, last_error=v.last_error,
             next_attempt_at=v.next_attempt_at, claimed_until=None, claimed_by=None))
 
 
 def _release(settings, ids: list[int]) -> None:
+    if not ids:
+        return
     with transaction(settings.hub_url) as s:
         s.execute(update(Outbox).where(one_of(Outbox.id, ids)).values(claimed_until=None, claimed_by=None))
 
