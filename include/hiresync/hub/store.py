@@ -7,16 +7,19 @@ workers.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hiresync.config.files import private_file, tighten
 
+log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # The most SQLite's write-ahead log may grow to during a long load before it is truncated.
 WAL_LIMIT = 64 * 2**20
@@ -68,7 +71,7 @@ def keep_wal_small(engine: Engine) -> None:
     no reader is using it. A relay reading beside a long load (hiresync.delivery.beside) leaves no
     such moment: the log grew to 6 GB during a million-result load. A TRUNCATE checkpoint waits
     (within the busy timeout) for the readers of the moment; readers arriving meanwhile read the
-    database file. If it cannot finish, the next call tries again."""
+    database file. If it cannot finish, the next call tries again: never a reason to fail a load."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return
@@ -78,8 +81,11 @@ def keep_wal_small(engine: Engine) -> None:
             return
     except FileNotFoundError:
         return
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    except OperationalError as exc:
+        log.info("the write-ahead log was not truncated this time (%s)", type(exc).__name__)
 
 
 def alembic_config(url: str):
