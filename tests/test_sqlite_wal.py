@@ -51,6 +51,9 @@ def test_a_log_past_the_limit_is_truncated_and_one_below_it_is_left(tmp_path, mo
     keep_wal_small(engine)
     assert _wal(db) == 0
     assert reader.execute("SELECT count(*) FROM t").fetchone() == (1010,)  # nothing lost
+    reader.close()
+    writer.close()
+    engine.dispose()
 
 
 def test_a_large_run_with_the_relay_beside_it_keeps_the_log_small(sqlite_settings, aiview, monkeypatch):
