@@ -143,14 +143,12 @@ class _Outcomes:
 
     updates: list[dict] = field(default_factory=list)
     accepted: list[tuple] = field(default_factory=list)
-    ids: set[int] = field(default_factory=set)
     sent: int = 0
     waiting: int = 0
     reason: str | None = None  # the first row left for a retry: why
 
     def add(self, rows, payloads, outcomes: list[Outcome], now: datetime, profile: TargetProfile) -> None:
         for row, (key, payload), o in zip(rows, payloads, outcomes):
-            self.ids.add(row.id)
             self.updates.append({
                 "id": row.id, "status": "pending" if o.state == "retry" else o.state,
                 "response_status": o.http_status, "target_ref": o.ref if o.state == "sent" else None,
@@ -164,6 +162,11 @@ class _Outcomes:
             if o.state == "retry":
                 self.waiting += 1
                 self.reason = self.reason or _error_text(o, payload)
+
+    def untried(self, rows) -> list[int]:
+        """The ids of a claim's rows that got no outcome (after a part that must wait, or a target error)."""
+        tried = {u["id"] for u in self.updates}
+        return [r.id for r in rows if r.id not in tried]
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
                     break
         except TargetError as exc:
             _record(settings, done, clock())  # the parts sent before it are delivered
-            left = [r.id for r in batch.rows if r.id not in done.ids]
+            left = done.untried(batch.rows)
             _release(settings, left)
             raise HireSyncError(f"delivery to {target_name!r} stopped: {exc.cause}; "
                                 f"{len(left)} rows stay pending") from None
@@ -235,7 +238,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
             raise
         _record(settings, done, clock())
         if done.waiting:  # the parts after a row left for a retry were not tried: not leased any longer
-            _release(settings, [r.id for r in batch.rows if r.id not in done.ids])
+            _release(settings, done.untried(batch.rows))
         delivered += done.sent  # dead letters are not failures of the relay: `hiresync outbox status` lists them
         waiting += done.waiting
         last_reason = done.reason or last_reason
