@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import threading
+import zlib
+
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from hiresync.privacy import identifiers
 from hiresync.privacy import pii
@@ -50,6 +56,34 @@ def test_encryption_round_trip_is_bound_to_its_row(keys):
     with pytest.raises(KeyMaterialError):
         keys.decrypt(token, "candidates.national_id:other-row")  # copied to another row: refused
 
+
+def _plaintext(keys, token: str, context: str) -> bytes:
+    """What AES-GCM sealed in `token`: the compression marker and the compressed bytes."""
+    raw = base64.b64decode(token.partition(":")[2])
+    return AESGCM(keys._versions[1].enc).decrypt(raw[:12], raw[12:], context.encode())
+
+
+def test_payloads_are_compressed_with_zstd_and_deflated_ones_still_read(keys):
+    payload = '{"candidate":{"name":"王芳","id_card":"11010519491231002X"},"comment":"思路清晰，论证层次分明"}' * 20
+    token = keys.encrypt(payload, "raw_payloads:aiview:h1", compress=True)
+    sealed = _plaintext(keys, token, "raw_payloads:aiview:h1")
+    assert sealed.startswith(b"\x00s") and len(sealed) < len(payload.encode()) / 4
+    assert keys.decrypt(token, "raw_payloads:aiview:h1") == payload
+    # A payload a hub stored before zstd (deflated, under the "\0z" marker) reads as it always did.
+    nonce = os.urandom(12)
+    old = AESGCM(keys._versions[1].enc).encrypt(nonce, b"\x00z" + zlib.compress(payload.encode(), 1), b"raw_payloads:aiview:h0")
+    assert keys.decrypt("v1:" + base64.b64encode(nonce + old).decode(), "raw_payloads:aiview:h0") == payload
+    # Several threads at once (the webhook receiver): each gets its own compressor.
+    results: list[bool] = []
+
+    def work(n: int) -> None:
+        text = f"{payload}{n}"
+        results.extend(keys.decrypt(keys.encrypt(text, f"c{n}:{i}", compress=True), f"c{n}:{i}") == text
+                       for i in range(200))
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert results == [True] * 800
 
 def test_blind_index_is_keyed_and_stable(keys, tmp_path):
     pii.Keyring.generate(tmp_path / "other.json")
