@@ -408,6 +408,19 @@ def test_context_is_built_once_per_process(gx, frame):
     assert validation._gx() is gx
 
 
+def test_a_suite_is_reused_for_the_same_checks_and_rebuilt_for_other_ones(gx):
+    """Suites are kept per process (building one is quadratic in its checks): another window gets
+    its own verdict, and a check that differs only in its kwargs is another suite."""
+    df = pd.DataFrame({KEY: ["a", "b", "c"], "score": [10, 50, 90]})
+    at_most = lambda top: Check("score", "RANGE", "ExpectColumnValuesToBeBetween",  # noqa: E731
+                                {"column": "score", "min_value": 0, "max_value": top})
+
+    assert failing_keys(run(df, at_most(60)), "RANGE") == ["c"]
+    assert failing_keys(run(df.assign(score=[70, 10, 20]), at_most(60)), "RANGE") == ["a"]
+    assert failing_keys(run(df, at_most(40)), "RANGE") == ["b", "c"]
+    assert len([k for k in validation._suites if k[0] == "test_suite"]) >= 2
+
+
 def test_importing_validation_does_not_import_great_expectations():
     code = (
         "import sys, hiresync.contract.gx; "
