@@ -48,7 +48,7 @@ def main() -> None:
 
     from hiresync.contract import canonical_suite
     from hiresync.mapping.spec import MappingSpec
-    from hiresync.contract.raw_suite import KEY, ROW, checks_for, frame_rows
+    from hiresync.contract.raw_suite import KEY, ROW, checks_for, frame_columns
     from hiresync.contract.gx import WINDOW_ROWS, validate_frame
 
     spec = MappingSpec.load(REPO / "mappings/aiview.yaml")
@@ -71,7 +71,7 @@ def main() -> None:
         def run():
             for start in range(0, len(payloads), size):
                 part = payloads[start:start + size]
-                frame = pd.DataFrame(frame_rows(part, spec, list(range(start, start + len(part)))))
+                frame = pd.DataFrame(frame_columns(part, spec, list(range(start, start + len(part)))))
                 outcome = validate_frame(frame, ROW, checks_for(spec), suite_name="bench.raw")
                 assert not outcome.failures and KEY in frame.columns
         return run
@@ -84,7 +84,7 @@ def main() -> None:
 
     # Warm-up on a slice: imports GX and builds its context once.
     small = payloads[:200]
-    validate_frame(pd.DataFrame(frame_rows(small, spec)), ROW, checks_for(spec), suite_name="warmup")
+    validate_frame(pd.DataFrame(frame_columns(small, spec)), ROW, checks_for(spec), suite_name="warmup")
     canonical_suite.validate_records(mapped[:200], spec, suite_name="warmup")
 
     # The suites judge windows of WINDOW_ROWS (contract/gx.py); beside them, the same suite in

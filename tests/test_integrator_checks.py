@@ -148,7 +148,7 @@ def test_mapping_test_applies_the_canonical_checks_of_the_sync(tmp_path):
 
 # -- one reason code per defect ---------------------------------------------------------------------
 def _raw(spec, payloads):
-    frame = pd.DataFrame(raw_suite.frame_rows(payloads, spec))
+    frame = pd.DataFrame(raw_suite.frame_columns(payloads, spec))
     outcome = validate_frame(frame, raw_suite.ROW, raw_suite.checks_for(spec), suite_name="t.raw")
     found: dict[int, set] = {}
     for f in outcome.failures:

@@ -104,7 +104,7 @@ def test_repository_mappings_keep_ai_comments_as_free_text():
 
 
 def _raw_failures(spec: MappingSpec, payloads: list[dict]) -> set[tuple[str, str, int]]:
-    frame = pd.DataFrame(raw_suite.frame_rows(payloads, spec))
+    frame = pd.DataFrame(raw_suite.frame_columns(payloads, spec))
     outcome = validate_frame(frame, raw_suite.ROW, raw_suite.checks_for(spec), suite_name="t.raw")
     return {(f.field, f.rule, int(f.key)) for f in outcome.failures}
 

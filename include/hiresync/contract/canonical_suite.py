@@ -32,24 +32,29 @@ def canonical_value(record: dict, field: str):
     return record["result"].get(field)
 
 
-def frame_rows(mapped: list[tuple[int, dict]], mapping: MappingSpec) -> list[dict]:
-    """One row per mapped record: the canonical values the checks look at (epoch seconds for times),
-    and what NEWEST_KEY is derived from when the window is judged (`validate_columns`)."""
+def frame_columns(mapped: list[tuple[int, dict]], mapping: MappingSpec,
+                  digests: list[str] | None = None) -> dict[str, list]:
+    """The frame of mapped records as columns (name -> one value per record): the canonical values
+    the checks look at (epoch seconds for times), and what NEWEST_KEY is derived from when the window
+    is judged (`validate_columns`). `digests`: the records' content hashes, if the caller has them."""
+    records = [rec for _, rec in mapped]
+    results = [rec["result"] for rec in records]
+    columns = {ROW: [row for row, _ in mapped], KEY: [rec["vendor_result_id"] for rec in records],
+               _WHEN: [r.get("source_updated_at") or "" for r in results],
+               _DIGEST: digests if digests is not None else [content_hash(rec) for rec in records]}
     fields = _required(mapping) | {"candidate.national_id", "candidate.mobile", "overall_score", "status",
                                    "started_at", "completed_at"}
-    rows = []
-    for row, rec in mapped:
-        out = {ROW: row, KEY: rec["vendor_result_id"], _WHEN: rec["result"].get("source_updated_at") or "",
-               _DIGEST: content_hash(rec)}
-        for f in fields:
-            out[f] = canonical_value(rec, f)
-        for f in ("started_at", "completed_at"):
-            value = rec["result"].get(f)
-            out[f"{f}.epoch"] = datetime.fromisoformat(value).timestamp() if value else None
-        scores = [d.get("score") for d in rec["dimensions"] if d.get("score") is not None]
-        out[DIM_MIN], out[DIM_MAX] = (min(scores), max(scores)) if scores else (None, None)
-        rows.append(out)
-    return rows
+    for f in sorted(fields):
+        columns[f] = [canonical_value(rec, f) for rec in records]
+    for f in ("started_at", "completed_at"):
+        columns[f"{f}.epoch"] = [datetime.fromisoformat(v).timestamp() if (v := r.get(f)) else None for r in results]
+    lows, highs = [], []
+    for rec in records:
+        scores = [d["score"] for d in rec["dimensions"] if d.get("score") is not None]
+        lows.append(min(scores) if scores else None)
+        highs.append(max(scores) if scores else None)
+    columns[DIM_MIN], columns[DIM_MAX] = lows, highs
+    return columns
 
 
 def checks_for(mapping: MappingSpec, now: datetime | None = None) -> list:
@@ -79,14 +84,12 @@ def checks_for(mapping: MappingSpec, now: datetime | None = None) -> list:
 def validate_records(mapped: list[tuple[int, dict]], mapping: MappingSpec, suite_name: str,
                      now: datetime | None = None) -> tuple[dict[int, list[dict]], dict]:
     """(row -> problems [{field, rule, value (masked)}], summary without values) for a mapped batch."""
-    rows = frame_rows(mapped, mapping)
-    return validate_columns({name: [r[name] for r in rows] for name in rows[0]} if rows else {},
-                            mapping, suite_name, now)
+    return validate_columns(frame_columns(mapped, mapping) if mapped else {}, mapping, suite_name, now)
 
 
 def validate_columns(columns: dict[str, list], mapping: MappingSpec, suite_name: str,
                      now: datetime | None = None) -> tuple[dict[int, list[dict]], dict]:
-    """The same for frame rows gathered as columns (contract.gx.FrameWindow): one GX validation."""
+    """The same for the frame columns of a window of batches (contract.gx.FrameWindow): one GX validation."""
     numbers = columns.get(ROW, [])
     summary: dict = {"rows": len(numbers), "failed_rows": 0, "expectations": []}
     if not numbers:

@@ -353,24 +353,25 @@ WINDOW_ROWS = 10_000
 
 
 class FrameWindow:
-    """Frame rows of one suite gathered across micro-batches, handed to `judge` as columns (name ->
-    list of values) every `size` rows and at `flush()`. Columns, not a dict per row: the raw
-    suite's ~80 columns for 10,000 rows are a few MB, so memory stays bounded by the window."""
+    """Frame columns of one suite gathered across micro-batches, handed to `judge` (name -> list of
+    values) every `size` rows and at `flush()`. The raw suite's ~80 columns for a window of rows are
+    a few MB, so memory stays bounded by the window."""
 
     def __init__(self, judge: Callable[[dict[str, list]], None], size: int = WINDOW_ROWS):
         self.judge, self.size = judge, size
         self.columns: dict[str, list] = {}
         self.rows = 0
 
-    def add(self, rows: list[dict]) -> None:
-        """Rows of one frame_rows call (they share their keys)."""
+    def add(self, columns: dict[str, list]) -> None:
+        """The columns of one batch (a frame_columns call: every batch has the same names)."""
+        rows = len(next(iter(columns.values()), []))
         if not rows:
             return
         if not self.columns:
-            self.columns = {name: [] for name in rows[0]}
+            self.columns = {name: [] for name in columns}
         for name, values in self.columns.items():
-            values.extend(row[name] for row in rows)
-        self.rows += len(rows)
+            values.extend(columns[name])
+        self.rows += rows
         if self.rows >= self.size:
             self.flush()
 

@@ -24,32 +24,35 @@ ID_RULES = ("ID_FORMAT", "ID_BIRTH_DATE", "ID_CHECKSUM")
 # suite reports one reason code per defect, the same one the mapper gives (mapping/spec.py).
 
 
-def frame_rows(payloads: list, mapping: MappingSpec, numbers: list[int] | None = None) -> list[dict]:
-    """One frame row per payload, numbered by `numbers` (their rows in the run) or from 0."""
-    rows = []
-    for i, payload in zip(numbers if numbers is not None else range(len(payloads)), payloads):
-        is_object = isinstance(payload, dict)
-        row = {ROW: i, IS_OBJECT: is_object, KEY: mapping.key_of(payload) if is_object else None}
-        row[f"{KEY}.present"] = True if row[KEY] is not None or not is_object else None
-        for spec in mapping.fields:
-            value = spec.extract(payload) if is_object else None
-            finite = not (isinstance(value, float) and not math.isfinite(value))
-            if not finite:
-                value = None  # NAN is its reason; no other check sees it
-            row[f"{spec.name}.present"] = True if value is not None or not finite or not is_object else None
-            row[f"{spec.name}.finite"] = finite
-            if spec.type == "score":
-                row[spec.name] = _score_or_nan(value, spec.scale_of(payload) if is_object else None)
-            else:
-                row[spec.name] = None if value is None else (value if spec.type == "number" else str(value))
-            if spec.type == "national_id":
-                row[f"{spec.name}.id_rule"] = None if value is None else national_id_problem(str(value))
-            if spec.type == "datetime":
-                parsed = _utc_or_none(value, spec)
-                row[f"{spec.name}.utc"] = parsed
-                row[f"{spec.name}.parses"] = value is None or parsed is not None
-        rows.append(row)
-    return rows
+def frame_columns(payloads: list, mapping: MappingSpec, numbers: list[int] | None = None) -> dict[str, list]:
+    """The frame of `payloads` as columns (name -> one value per payload), rows numbered by `numbers`
+    (their rows in the run) or from 0. Built column by column: each field is read from every
+    payload in one pass, with no dict per row."""
+    is_object = [isinstance(p, dict) for p in payloads]
+    keys = [mapping.key_of(p) if o else None for p, o in zip(payloads, is_object)]
+    columns = {ROW: list(numbers) if numbers is not None else list(range(len(payloads))), IS_OBJECT: is_object,
+               KEY: keys, f"{KEY}.present": [True if k is not None or not o else None for k, o in zip(keys, is_object)]}
+    for spec in mapping.fields:
+        extracted = [spec.extract(p) if o else None for p, o in zip(payloads, is_object)]
+        finite = [not (isinstance(v, float) and not math.isfinite(v)) for v in extracted]
+        values = [v if f else None for v, f in zip(extracted, finite)]  # NAN is its reason; no other check sees it
+        columns[f"{spec.name}.present"] = [True if v is not None or not f or not o else None
+                                           for v, f, o in zip(values, finite, is_object)]
+        columns[f"{spec.name}.finite"] = finite
+        if spec.type == "score":
+            columns[spec.name] = [_score_or_nan(v, spec.scale_of(p) if o else None)
+                                  for v, p, o in zip(values, payloads, is_object)]
+        elif spec.type == "number":
+            columns[spec.name] = values
+        else:
+            columns[spec.name] = [None if v is None else str(v) for v in values]
+        if spec.type == "national_id":
+            columns[f"{spec.name}.id_rule"] = [None if v is None else national_id_problem(str(v)) for v in values]
+        if spec.type == "datetime":
+            parsed = [_utc_or_none(v, spec) for v in values]
+            columns[f"{spec.name}.utc"] = parsed
+            columns[f"{spec.name}.parses"] = [v is None or t is not None for v, t in zip(values, parsed)]
+    return columns
 
 
 def checks_for(mapping: MappingSpec) -> list:

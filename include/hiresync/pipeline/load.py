@@ -80,7 +80,7 @@ def load(ctx: RunContext) -> dict:
         for number, (raws, mapped, known) in enumerate(batches, start=first):
             try:
                 tally += _load_batch(s, ctx, loader, raws,
-                                     {m["row"]: m["record"] for m in mapped if str(m["row"]) not in map_problems},
+                                     {m["row"]: m for m in mapped if str(m["row"]) not in map_problems},
                                      {k["row"] for k in known}, offset, failures, map_problems,
                                      bool(manifest.get("replay")))
                 statistics.after(offset + len(raws))
@@ -195,10 +195,14 @@ class _Statistics:
                            {"lock": configured[0], "target": configured[1]})
 
 
-def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], mapped: dict[int, dict],
+def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict], staged: dict[int, dict],
                 known_rows: set[int], offset: int, failures: dict, map_problems: dict, replay: bool) -> Counter[str]:
     """One micro-batch: raw payloads, quarantine, results behind the version guard, outbox, lineage.
-    Rows are numbered across the run (`offset` + position), as validate and map numbered them."""
+    Rows are numbered across the run (`offset` + position), as validate and map numbered them.
+    `staged`: row -> the map step's record and its content hash, for the rows map did not hold back."""
+    mapped = {row: m["record"] for row, m in staged.items()}
+    # Staged by map with each record; a batch staged before map did so has none.
+    digests = {row: m.get("digest") or content_hash(m["record"]) for row, m in staged.items()}
     raw_ids = dict(zip(range(offset, offset + len(raws)), loader.store_raw_payloads(raws)))
     raw_of = dict(zip(range(offset, offset + len(raws)), raws))
     outcomes: dict[int, str] = {}
@@ -244,7 +248,7 @@ def _load_batch(s: Session, ctx: RunContext, loader: "_Loader", raws: list[dict]
     loader.conflicts = {}
     loader.raw_of_key = {key: raw_ids[row] for key, row in winners.items()}
     for chunk in chunks(list(winners.items()), CHUNK):
-        for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r]) for k, r in chunk]).items():
+        for key, (outcome, result_id) in loader.upsert_results([(k, mapped[r], digests[r]) for k, r in chunk]).items():
             outcomes[winners[key]] = outcome
             if result_id is not None:
                 result_ids[key] = result_id
@@ -364,17 +368,17 @@ class _Loader:
         return [ids[r["hash"]] for r in raws]
 
     # -- results ---------------------------------------------------------------------------------
-    def upsert_results(self, items: list[tuple[str, dict]]) -> dict[str, tuple[str, int]]:
-        """key -> (outcome, result id) for the newest version of each result in the batch."""
+    def upsert_results(self, items: list[tuple[str, dict, str]]) -> dict[str, tuple[str, int]]:
+        """key -> (outcome, result id) for the newest version of each result in the batch. Items are
+        (result key, canonical record, its content hash)."""
         existing = {r.vendor_result_id: r for r in self.s.execute(
             select(InterviewResult.id, InterviewResult.vendor_result_id, InterviewResult.source_updated_at,
                    InterviewResult.content_hash, InterviewResult.version, InterviewResult.status)
             .where(InterviewResult.vendor == self.vendor,
-                   one_of(InterviewResult.vendor_result_id, [k for k, _ in items])))}
+                   one_of(InterviewResult.vendor_result_id, [k for k, *_ in items])))}
         out: dict[str, tuple[str, int]] = {}
         to_insert, to_update = [], []
-        for key, rec in items:
-            digest = content_hash(rec)
+        for key, rec, digest in items:
             old = existing.get(key)
             if old is None:
                 to_insert.append((key, rec, digest))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from hiresync.contract import canonical_suite, drift
 from hiresync.contract.gx import FrameWindow, RunningSummary
+from hiresync.mapping.spec import content_hash
 from hiresync.pipeline.context import RunContext
 
 
@@ -48,10 +49,13 @@ def map_records(ctx: RunContext) -> dict:
                     mapped.append((row, record))
             rows += len(batch)
             # Staged now, judged with the window: a row the canonical suite fails is in map_problems,
-            # which the load step reads before the mapped record (and quarantines it).
-            out.write([{"row": row, "record": rec} for row, rec in mapped])  # one per raw batch: load zips them
+            # which the load step reads before the mapped record (and quarantines it). Each record's
+            # content hash goes with it: the suite needs it here, the load's version guard there.
+            digests = [content_hash(rec) for _, rec in mapped]
+            out.write([{"row": row, "record": rec, "digest": digest}  # one per raw batch: load zips them
+                       for (row, rec), digest in zip(mapped, digests)])
             mapped_total += len(mapped)
-            window.add(canonical_suite.frame_rows(mapped, mapping))
+            window.add(canonical_suite.frame_columns(mapped, mapping, digests))
     window.flush()
     staged = mapped_total - len(canonical_failed)
     canonical_summary = summaries.total

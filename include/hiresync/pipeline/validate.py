@@ -11,7 +11,7 @@ them as unchanged. A run that pulled nothing new therefore never imports Great E
 from __future__ import annotations
 
 from hiresync.contract.gx import FrameWindow, RunningSummary
-from hiresync.contract.raw_suite import ROW, checks_for, frame_rows
+from hiresync.contract.raw_suite import ROW, checks_for, frame_columns
 from hiresync.ingest.bounds import INGEST_RULES
 from hiresync.load.known import known_payloads, mapping_unchanged
 from hiresync.pipeline.context import RunContext
@@ -37,7 +37,7 @@ def validate(ctx: RunContext) -> dict:
                     failures[row] = [r["defect"]]
                     skip.add(row)
             todo = [(row, r["payload"]) for row, r in enumerate(batch, start=offset) if row not in skip]
-            window.add(frame_rows([p for _, p in todo], ctx.mapping, [row for row, _ in todo]))
+            window.add(frame_columns([p for _, p in todo], ctx.mapping, [row for row, _ in todo]))
             offset += len(batch)
     window.flush()
     summary = summaries.total or {"rows": 0, "failed_rows": 0, "expectations": []}
