@@ -345,12 +345,11 @@ def _percent(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-# Rows per GX validation. A validation has a fixed cost of about a quarter of a second whatever its
+# Rows per GX validation. A validation has a fixed cost of a few tenths of a second whatever its
 # size (GX builds a metric graph per expectation), so 2,000-row micro-batches spent most of validate
 # there: bench/validation_mapping.py prints the raw suite in frames of this size beside 2,000-row
-# ones. 20,000 rather than 10,000: half the fixed cost again, for about 13 MB more at the window's
-# peak (bench/end_to_end.py --count 20000 with either size: validate about 0.3 s faster).
-WINDOW_ROWS = 20_000
+# ones (about 2x on this machine kind).
+WINDOW_ROWS = 10_000
 
 
 class FrameWindow:
