@@ -69,6 +69,10 @@ def test_payloads_are_compressed_with_zstd_and_deflated_ones_still_read(keys):
     sealed = _plaintext(keys, token, "raw_payloads:aiview:h1")
     assert sealed.startswith(b"\x00s") and len(sealed) < len(payload.encode()) / 4
     assert keys.decrypt(token, "raw_payloads:aiview:h1") == payload
+    # Bytes in, bytes out (a staged batch is never decoded to text and encoded back): the same value.
+    raw = keys.encrypt(payload.encode(), "raw_payloads:aiview:h1", compress=True)
+    assert keys.decrypt_bytes(raw, "raw_payloads:aiview:h1") == payload.encode()
+    assert keys.decrypt(raw, "raw_payloads:aiview:h1") == payload
     # A payload a hub stored before zstd (deflated, under the "\0z" marker) reads as it always did.
     nonce = os.urandom(12)
     old = AESGCM(keys._versions[1].enc).encrypt(nonce, b"\x00z" + zlib.compress(payload.encode(), 1), b"raw_payloads:aiview:h0")
@@ -148,3 +152,13 @@ def test_mask_text_masks_known_values_in_their_local_form():
 def test_mask_text_leaves_ordinary_numbers_alone():
     assert pii.mask_text("HTTP 400: batch 20261201 has 12 rows, code 40001") == \
         "HTTP 400: batch 20261201 has 12 rows, code 40001"
+
+
+def test_json_as_bytes_is_the_text_encoded_even_where_orjson_gives_up():
+    from hiresync import jsonfast
+
+    doc = {"名": "王芳", "b": [1, 2.5, None], "a": True}
+    assert jsonfast.dumpb(doc, sort_keys=True) == jsonfast.dumps(doc, sort_keys=True).encode()
+    huge = {"id": 2**70, "名": "王芳"}  # beyond 64 bits: the stdlib writes it, as valid and as stable
+    assert jsonfast.dumpb(huge) == jsonfast.dumps(huge).encode() == '{"id":1180591620717411303424,"名":"王芳"}'.encode()
+    assert jsonfast.loads(jsonfast.dumpb(huge)) == huge

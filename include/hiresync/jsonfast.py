@@ -14,7 +14,13 @@ loads = orjson.loads
 
 
 def dumps(obj: Any, sort_keys: bool = False) -> str:
+    return dumpb(obj, sort_keys).decode()
+
+
+def dumpb(obj: Any, sort_keys: bool = False) -> bytes:
+    """The same document as UTF-8 bytes: what hashing and encryption take, without decoding a
+    staged batch of megabytes to text and encoding it back."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0).decode()
+        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
     except (orjson.JSONEncodeError, TypeError):
-        return json.dumps(obj, sort_keys=sort_keys, ensure_ascii=False, separators=(",", ":"), default=str)
+        return json.dumps(obj, sort_keys=sort_keys, ensure_ascii=False, separators=(",", ":"), default=str).encode()

@@ -206,7 +206,7 @@ def decrypt_payload(s: Session, keys: Keyring, lin: RecordLineage) -> dict | Non
     raw = s.get(RawPayload, lin.raw_payload_id)
     if raw is None:  # removed by retention: the lineage row outlives the payload
         return None
-    return jsonfast.loads(keys.decrypt(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
+    return jsonfast.loads(keys.decrypt_bytes(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
 
 
 def _video(keys: Keyring, r: InterviewResult) -> str | None:

@@ -44,7 +44,7 @@ def bodies(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderErro
     out: dict[int, dict | RenderError] = dict(render(s, keys, [r for r in rows if r.payload_enc is None]))
     for r in rows:
         if r.payload_enc is not None:
-            out[r.id] = jsonfast.loads(keys.decrypt(r.payload_enc, f"outbox:{r.target}:{r.idempotency_key}"))
+            out[r.id] = jsonfast.loads(keys.decrypt_bytes(r.payload_enc, f"outbox:{r.target}:{r.idempotency_key}"))
     return out
 
 
@@ -70,7 +70,7 @@ def render(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderErro
         if spec is None:
             out[row.id] = RenderError(f"mapping spec {row.mapping_fingerprint} is not in mapping_versions")
             continue
-        payload = jsonfast.loads(keys.decrypt(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
+        payload = jsonfast.loads(keys.decrypt_bytes(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
         record, problems = spec.map(payload)
         if record is None:  # it mapped when it was loaded; only a changed normaliser could do this
             out[row.id] = RenderError(f"the stored payload no longer maps ({problems[0].rule} on {problems[0].field})")

@@ -194,7 +194,7 @@ def queue_events(s: Session, settings: Settings, keys: Keyring, source_targets: 
                                               "path": rule.path, "stage": rule.stage}}
             rows.append(dict(target=rule.target, kind="event", result_id=c.result_id, result_version=c.version,
                              idempotency_key=idem, status="pending", run_id=run_id,
-                             payload_enc=keys.encrypt(jsonfast.dumps(payload), f"outbox:{rule.target}:{idem}",
+                             payload_enc=keys.encrypt(jsonfast.dumpb(payload), f"outbox:{rule.target}:{idem}",
                                                           compress=True)))
     if not rows:
         return 0

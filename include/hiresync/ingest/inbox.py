@@ -83,4 +83,4 @@ def pending(s: Session, keys: Keyring, source: str) -> list[tuple[int, dict]]:
     rows = s.execute(select(InboxDelivery.id, InboxDelivery.delivery_id, InboxDelivery.payload_enc)
                      .where(InboxDelivery.source == source, InboxDelivery.status == "new")
                      .order_by(InboxDelivery.id)).all()
-    return [(r.id, jsonfast.loads(keys.decrypt(r.payload_enc, context(source, r.delivery_id)))) for r in rows]
+    return [(r.id, jsonfast.loads(keys.decrypt_bytes(r.payload_enc, context(source, r.delivery_id)))) for r in rows]

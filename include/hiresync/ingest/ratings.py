@@ -137,12 +137,12 @@ def _check(s, keys, row: dict):
 
 def _quarantine(s, keys, run_id: str, ref: str, row: dict, problems: list[dict]) -> None:
     payload = {k: (None if v is None else str(v)) for k, v in row.items()}
-    digest = hashlib.sha256(jsonfast.dumps(payload, sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(jsonfast.dumpb(payload, sort_keys=True)).hexdigest()
     raw = s.scalars(select(RawPayload).where(RawPayload.source == SOURCE, RawPayload.vendor_result_id == ref,
                                              RawPayload.payload_hash == digest)).first()
     if raw is None:
         raw = RawPayload(source=SOURCE, vendor_result_id=ref, payload_hash=digest, run_id=run_id,
-                         payload_enc=keys.encrypt(jsonfast.dumps(payload), f"raw_payloads:{SOURCE}:{digest}", compress=True))
+                         payload_enc=keys.encrypt(jsonfast.dumpb(payload), f"raw_payloads:{SOURCE}:{digest}", compress=True))
         s.add(raw)
         s.flush()
     s.add(Quarantine(run_id=run_id, source=SOURCE, vendor_result_id=ref, raw_payload_id=raw.id,

@@ -56,7 +56,7 @@ class Staging:
         with (self.dir / f"{name}.enc").open(encoding="utf-8") as f:
             for index, line in enumerate(f):
                 if index >= skip:
-                    yield jsonfast.loads(self._keys.decrypt(line.rstrip("\n"), self._context(name, index)))
+                    yield jsonfast.loads(self._keys.decrypt_bytes(line.rstrip("\n"), self._context(name, index)))
 
     def read_records(self, name: str) -> Iterator[dict]:
         for batch in self.read_batches(name):
@@ -86,7 +86,7 @@ class BatchWriter:
 
     def write(self, batch: list[dict]) -> None:
         """One batch, as given (the caller decides its size: a mapped batch mirrors its raw batch)."""
-        text = self._staging._keys.encrypt(jsonfast.dumps(batch), self._staging._context(self._name, self.batches),
+        text = self._staging._keys.encrypt(jsonfast.dumpb(batch), self._staging._context(self._name, self.batches),
                                           compress=True)
         self._file.write(text)
         self._file.write("\n")

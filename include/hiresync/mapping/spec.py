@@ -462,4 +462,4 @@ def normalise_score(raw: Any, scale: Any) -> tuple[float, float, float]:
 def content_hash(record: dict) -> str:
     """Stable hash of what a record says (not where or when it was read): decides 'unchanged'."""
     body = {k: record[k] for k in ("candidate", "result", "dimensions")}
-    return hashlib.sha256(jsonfast.dumps(body, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(jsonfast.dumpb(body, sort_keys=True)).hexdigest()

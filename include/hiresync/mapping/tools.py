@@ -176,4 +176,4 @@ def _stored_payloads(settings: Settings, source: str, keys: Keyring):
                          .where(RawPayload.source == source).order_by(RawPayload.id)).all()
     newest = {key: (h, enc) for key, h, enc in rows}  # later rows win: the newest payload stored
     for key, (h, enc) in sorted(newest.items()):
-        yield key, jsonfast.loads(keys.decrypt(enc, f"raw_payloads:{source}:{h}"))
+        yield key, jsonfast.loads(keys.decrypt_bytes(enc, f"raw_payloads:{source}:{h}"))

@@ -28,7 +28,7 @@ from hiresync.pipeline.context import RunContext
 
 
 def payload_hash(payload: dict) -> str:
-    return hashlib.sha256(jsonfast.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(jsonfast.dumpb(payload, sort_keys=True)).hexdigest()
 
 
 def extract(ctx: RunContext) -> dict:

@@ -359,7 +359,7 @@ class _Loader:
         for chunk in chunks([(key, h) for h, (key, _) in wanted.items()], CHUNK):
             lookup(chunk)
         new = [dict(source=source, vendor_result_id=key, payload_hash=h,
-                    payload_enc=self.keys.encrypt(jsonfast.dumps(r["payload"]), f"raw_payloads:{source}:{h}", compress=True),
+                    payload_enc=self.keys.encrypt(jsonfast.dumpb(r["payload"]), f"raw_payloads:{source}:{h}", compress=True),
                     run_id=self.ctx.run_id)
                for h, (key, r) in wanted.items() if h not in ids]
         for chunk in chunks(new, 2000):

@@ -126,11 +126,11 @@ class Keyring:
         return version
 
     # -- use -------------------------------------------------------------------------------
-    def encrypt(self, plaintext: str, context: str, compress: bool = False) -> str:
-        """AES-GCM under the active key, bound to `context`. `compress` compresses first (zstd, level
-        1): for whole payloads (a vendor's JSON result shrinks to about 60%, a staged batch of them
-        to a tenth), not for single values."""
-        data = plaintext.encode()
+    def encrypt(self, plaintext: str | bytes, context: str, compress: bool = False) -> str:
+        """AES-GCM under the active key, bound to `context`; text is encrypted as UTF-8. `compress`
+        compresses first (zstd, level 1): for whole payloads (a vendor's JSON result shrinks to about
+        60%, a staged batch of them to a tenth), not for single values."""
+        data = plaintext.encode() if isinstance(plaintext, str) else plaintext
         if compress:
             data = _ZSTD + _zstd.compress(data)
         nonce = os.urandom(12)
@@ -138,6 +138,10 @@ class Keyring:
         return f"v{self.active}:{_b64(nonce + ct)}"
 
     def decrypt(self, token: str, context: str) -> str:
+        return self.decrypt_bytes(token, context).decode()
+
+    def decrypt_bytes(self, token: str, context: str) -> bytes:
+        """The plaintext as bytes (UTF-8 for text): for a JSON document, what the parser takes."""
         head, _, body = token.partition(":")
         try:
             version = int(head[1:])
@@ -148,10 +152,10 @@ class Keyring:
         except (InvalidTag, ValueError):
             raise KeyMaterialError(f"a value in {context.split(':')[0]} does not decrypt with key version {head[1:]}: wrong key?") from None
         if data.startswith(_ZSTD):
-            data = _zstd.decompress(data[len(_ZSTD):])
-        elif data.startswith(_DEFLATED):
-            data = zlib.decompress(data[len(_DEFLATED):])
-        return data.decode()
+            return _zstd.decompress(data[len(_ZSTD):])
+        if data.startswith(_DEFLATED):
+            return zlib.decompress(data[len(_DEFLATED):])
+        return data
 
     def blind_index(self, value: str, field: str, version: int | None = None) -> str:
         """The blind index of `value` as a `field` ("national_id", "mobile" or "email") under one key

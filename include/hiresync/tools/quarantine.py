@@ -79,7 +79,7 @@ def _replay_source(settings: Settings, source: str, rows: list[Quarantine],
     with ctx.transaction() as s:
         stored = {p.id: p for p in s.scalars(select(RawPayload).where(RawPayload.id.in_(payload_ids)))}
         s.add(Run(id=ctx.run_id, source=source, status="extracting", pulled=len(payload_ids)))
-    raws = [{"payload": jsonfast.loads(ctx.keys.decrypt(stored[i].payload_enc,
+    raws = [{"payload": jsonfast.loads(ctx.keys.decrypt_bytes(stored[i].payload_enc,
                                                         f"raw_payloads:{source}:{stored[i].payload_hash}")),
              "hash": stored[i].payload_hash} for i in payload_ids]
     ctx.staging.write_records("raw", raws)

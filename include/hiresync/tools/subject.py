@@ -154,7 +154,7 @@ def find_holdings(s, settings: Settings, keys: Keyring, national_id: str) -> Hol
 
     # Raw payloads: one of their results, or a payload naming them (a quarantined one has no result).
     for raw in _paged(s, RawPayload, RawPayload.payload_enc.is_not(None)):
-        payload = jsonfast.loads(keys.decrypt(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
+        payload = jsonfast.loads(keys.decrypt_bytes(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
         if (raw.source, raw.vendor_result_id) in result_keys or person.named_in(payload):
             h.raw_payloads[raw.id] = (raw, payload)
     raw_ids = set(h.raw_payloads)
@@ -170,14 +170,14 @@ def find_holdings(s, settings: Settings, keys: Keyring, national_id: str) -> Hol
     h.identity_reviews = list(reviews.values())
 
     for row in _paged(s, InboxDelivery):
-        payload = jsonfast.loads(keys.decrypt(row.payload_enc, inbox_context(row.source, row.delivery_id)))
+        payload = jsonfast.loads(keys.decrypt_bytes(row.payload_enc, inbox_context(row.source, row.delivery_id)))
         if person.named_in(payload):
             h.inbox.append((row, payload))
 
     # Outbox: rows of their results or raw payloads (an upsert whose body is rendered from the raw
     # payload carries none of its own), and any other body naming them. Erase requests are ours.
     for row in _paged(s, Outbox, Outbox.kind != "erase", Outbox.status != "erased"):
-        body = (jsonfast.loads(keys.decrypt(row.payload_enc, f"outbox:{row.target}:{row.idempotency_key}"))
+        body = (jsonfast.loads(keys.decrypt_bytes(row.payload_enc, f"outbox:{row.target}:{row.idempotency_key}"))
                 if row.payload_enc else None)
         if row.result_id in result_ids or row.raw_payload_id in raw_ids or (body is not None and person.named_in(body)):
             h.outbox.append((row, body))
@@ -355,7 +355,7 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
                 dict(target=t, kind="erase", result_id=None, result_version=0, status="pending",
                      run_id=f"erase:{operator}",
                      idempotency_key=(idem := hashlib.sha256(f"erase|{t}|{ck}".encode()).hexdigest()),
-                     payload_enc=keys.encrypt(jsonfast.dumps({"candidate_key": ck, "result_keys": result_keys,
+                     payload_enc=keys.encrypt(jsonfast.dumpb({"candidate_key": ck, "result_keys": result_keys,
                                                              "target_refs": refs.get(t, [])}), f"outbox:{t}:{idem}"))
                 for t in targets])
         counts = h.counts()
