@@ -17,6 +17,7 @@ columns by exact name for every expectation used here (covered by the tests).
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import re
@@ -95,6 +96,9 @@ def _gx() -> _Gx:
     with _gx_lock:
         if _gx_state is None:
             _gx_state = _build_gx()
+            # Its modules and context live as long as the process: out of the cyclic collector's
+            # walks from now on (hiresync/pipeline/heap.py says why).
+            gc.freeze()
         return _gx_state
 
 

@@ -13,6 +13,7 @@ from hiresync.pipeline import lock
 from hiresync.pipeline.context import RunContext, new_run_id
 from hiresync.pipeline.deliver import deliver, publish
 from hiresync.pipeline.extract import extract
+from hiresync.pipeline.heap import frozen_heap
 from hiresync.pipeline.load import load
 from hiresync.pipeline.transform import map_records
 from hiresync.pipeline.validate import validate
@@ -41,15 +42,16 @@ def run_source(source: str, settings: Settings | None = None, run_id: str | None
 
 def run_steps(ctx: RunContext, steps, on_step: Callable[[str, dict], None] | None = None) -> dict:
     """Each step in order, the run marked failed with the step's name if one raises; then publish."""
-    for name, step in steps:
-        try:
-            result = timed(ctx, name, step)
-        except Exception as exc:
-            mark_failed(ctx, name, exc)
-            raise
-        if on_step:
-            on_step(name, result)
-    return timed(ctx, "publish", publish)
+    with frozen_heap():  # what the process imported is never garbage (pipeline/heap.py)
+        for name, step in steps:
+            try:
+                result = timed(ctx, name, step)
+            except Exception as exc:
+                mark_failed(ctx, name, exc)
+                raise
+            if on_step:
+                on_step(name, result)
+        return timed(ctx, "publish", publish)
 
 
 def timed(ctx: RunContext, name: str, step: Callable[[RunContext], dict]) -> dict:
@@ -103,7 +105,8 @@ def _run_step(source: str, run_id: str, step: str) -> dict:
     lock.acquire(ctx.settings, source, run_id, lock.holder(airflow=True))
     fn = dict(STEPS + (("publish", publish),))[step]
     try:
-        result = timed(ctx, step, fn)
+        with frozen_heap():  # what the task's process imported is never garbage (pipeline/heap.py)
+            result = timed(ctx, step, fn)
     except Exception as exc:
         mark_failed(ctx, step, exc)
         lock.release(ctx.settings, source, run_id)
