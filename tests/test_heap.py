@@ -1,12 +1,12 @@
 """A run's steps work with what the process imported frozen out of the cyclic garbage collector
-(hiresync/pipeline/heap.py), and nothing stays frozen after it."""
+(hiresync/heap.py), and nothing stays frozen after it."""
 
 from __future__ import annotations
 
 import gc
 
 from hiresync.pipeline import runner
-from hiresync.pipeline.heap import frozen_heap
+from hiresync.heap import frozen_heap
 
 
 def test_frozen_heap_collects_first_and_unfreezes_when_done():

@@ -17,7 +17,6 @@ columns by exact name for every expectation used here (covered by the tests).
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import re
@@ -25,6 +24,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from hiresync.heap import freeze_imports
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,9 +97,7 @@ def _gx() -> _Gx:
     with _gx_lock:
         if _gx_state is None:
             _gx_state = _build_gx()
-            # Its modules and context live as long as the process: out of the cyclic collector's
-            # walks from now on (hiresync/pipeline/heap.py says why).
-            gc.freeze()
+            freeze_imports()  # GX's modules and context live as long as the process (hiresync/heap.py)
         return _gx_state
 
 

@@ -85,7 +85,9 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
     stop or the load's process is gone (poll() is true for a message and for a closed pipe)."""
     from hiresync.errors import HireSyncError
     from hiresync.delivery.outbox import relay, route_to
+    from hiresync.heap import freeze_imports
 
+    freeze_imports()  # everything imported lives as long as this helper (hiresync/heap.py)
     delivered = {t: 0 for t in targets}
     errors: dict[str, str] = {}
     routes = {}  # built once: the loop looks several times a second

@@ -7,13 +7,13 @@ from typing import Callable
 
 from hiresync.contract.data_docs import build_data_docs, build_data_docs_quietly
 from hiresync.contract.drift import ensure_not_frozen
+from hiresync.heap import frozen_heap
 from hiresync.hub.models import Run
 from hiresync.monitor.progress import LogReporter, Reporter, quiet_libraries
 from hiresync.pipeline import lock
 from hiresync.pipeline.context import RunContext, new_run_id
 from hiresync.pipeline.deliver import deliver, publish
 from hiresync.pipeline.extract import extract
-from hiresync.pipeline.heap import frozen_heap
 from hiresync.pipeline.load import load
 from hiresync.pipeline.transform import map_records
 from hiresync.pipeline.validate import validate
@@ -42,7 +42,7 @@ def run_source(source: str, settings: Settings | None = None, run_id: str | None
 
 def run_steps(ctx: RunContext, steps, on_step: Callable[[str, dict], None] | None = None) -> dict:
     """Each step in order, the run marked failed with the step's name if one raises; then publish."""
-    with frozen_heap():  # what the process imported is never garbage (pipeline/heap.py)
+    with frozen_heap():  # what the process imported is never garbage (hiresync/heap.py)
         for name, step in steps:
             try:
                 result = timed(ctx, name, step)
@@ -105,7 +105,7 @@ def _run_step(source: str, run_id: str, step: str) -> dict:
     lock.acquire(ctx.settings, source, run_id, lock.holder(airflow=True))
     fn = dict(STEPS + (("publish", publish),))[step]
     try:
-        with frozen_heap():  # what the task's process imported is never garbage (pipeline/heap.py)
+        with frozen_heap():  # what the task's process imported is never garbage (hiresync/heap.py)
             result = timed(ctx, step, fn)
     except Exception as exc:
         mark_failed(ctx, step, exc)

@@ -7,8 +7,9 @@ whole heap, those modules included: 13% of a 20,000-result run was collection, a
 with them frozen (`gc.freeze()`: objects the collector no longer examines; reference counting still
 frees them). The heap is collected once before it is frozen, so no garbage is kept, and unfrozen
 when the run ends, so a long-lived process (a test session, a worker) does not keep anything frozen
-that a later cycle would leave behind. Great Expectations, imported by the first validation of a
-run, freezes its own objects once imported (contract/gx.py).
+that a later cycle would leave behind. What a process imports in the middle of a run (Great
+Expectations, at a run's first validation) or keeps for all its life (the relay beside the load)
+joins them with `freeze_imports()`.
 """
 
 from __future__ import annotations
@@ -27,3 +28,9 @@ def frozen_heap() -> Iterator[None]:
     finally:
         gc.unfreeze()
 
+
+
+def freeze_imports() -> None:
+    """What this process has imported so far lives as long as the process: out of the collector's
+    walks from now on (a run's `frozen_heap` unfreezes it with the rest when it ends)."""
+    gc.freeze()
