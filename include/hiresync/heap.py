@@ -29,7 +29,6 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
-
 def freeze_imports() -> None:
     """What this process has imported so far lives as long as the process: out of the collector's
     walks from now on (a run's `frozen_heap` unfreezes it with the rest when it ends)."""

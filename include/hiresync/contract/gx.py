@@ -87,7 +87,7 @@ class _Gx:
 
 
 _gx_state: _Gx | None = None
-_suites: dict[tuple[str, str], Any] = {}  # (suite name, its checks) -> the GX suite (validate_frame)
+_suites: dict[str, tuple[str, Any]] = {}  # suite name -> (its checks, described; the GX suite): validate_frame
 _gx_lock = threading.Lock()
 
 
@@ -177,15 +177,18 @@ def validate_frame(
         _require_columns(check, frame)
 
     gx_state = _gx()
-    # A suite is built once per process and reused for every window it judges: GX compares each
-    # added expectation with those already in the suite (quadratic in the ~40 checks).
-    cache_key = (suite_name, repr(checks))
-    suite = _suites.get(cache_key)
-    if suite is None:
+    # A suite is built once and reused for every window it judges while its checks stay the same
+    # (GX compares each added expectation with those already in the suite: quadratic in the ~40
+    # checks). One per suite name: other checks under the same name replace it.
+    described = repr(checks)
+    cached = _suites.get(suite_name)
+    if cached is not None and cached[0] == described:
+        suite = cached[1]
+    else:
         suite = gx_state.suite_cls(name=suite_name)
         for index, check in enumerate(checks):
             suite.add_expectation(_build_expectation(gx_state, check, index))
-        _suites[cache_key] = suite
+        _suites[suite_name] = (described, suite)
 
     result_format = {
         "result_format": "COMPLETE",

@@ -11,6 +11,8 @@ of it is loaded and the watermark stays.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from hiresync.contract import canonical_suite, drift
 from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.mapping.spec import content_hash
@@ -25,8 +27,13 @@ def map_records(ctx: RunContext) -> dict:
     canonical_failed: set[int] = set()
     summaries = RunningSummary()
 
+    # The FUTURE check's "now" is this step's start: every record was pulled before it, and one time
+    # for the whole run keeps the suite the same from window to window (GX builds it once).
+    now = datetime.now(timezone.utc)
+
     def judge(columns: dict[str, list]) -> None:
-        found, part = canonical_suite.validate_columns(columns, mapping, suite_name=f"{ctx.source.name}.canonical")
+        found, part = canonical_suite.validate_columns(columns, mapping, suite_name=f"{ctx.source.name}.canonical",
+                                                       now=now)
         problems.update(found)
         canonical_failed.update(found)
         summaries.add(part)
