@@ -5,9 +5,10 @@ Airflow, SQLAlchemy, pandas and Great Expectations. A run allocates millions mor
 parsed payloads, GX's frames), and every few hundred thousand allocations the collector walks the
 whole heap, those modules included: 13% of a 20,000-result run was collection, a third of that
 with them frozen (`gc.freeze()`: objects the collector no longer examines; reference counting still
-frees them). The heap is collected once before it is frozen, so no garbage is kept, and unfrozen
-when the run ends, so a long-lived process (a test session, a worker) does not keep anything frozen
-that a later cycle would leave behind. What a process imports in the middle of a run (Great
+frees them). The heap is unfrozen when the run ends, so a long-lived process (a test session, a
+worker) keeps nothing frozen, and any garbage frozen with the rest is collected then. No collection
+before the freeze: with Airflow loaded one takes about 0.3 s, which every task of a small run would
+pay (`bench/dag_tasks.py`). What a process imports in the middle of a run (Great
 Expectations, at a run's first validation) or keeps for all its life (the relay beside the load)
 joins them with `freeze_imports()`.
 """
@@ -21,7 +22,6 @@ from typing import Iterator
 
 @contextmanager
 def frozen_heap() -> Iterator[None]:
-    gc.collect()
     gc.freeze()
     try:
         yield
