@@ -6,8 +6,8 @@ from __future__ import annotations
 import gc
 import weakref
 
-from hiresync.pipeline import runner
 from hiresync.heap import frozen_heap
+from hiresync.pipeline import runner
 
 
 def test_frozen_heap_unfreezes_when_done_and_frozen_garbage_is_then_collected():

@@ -10,6 +10,7 @@ import zlib
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from hiresync import jsonfast
 from hiresync.privacy import identifiers
 from hiresync.privacy import pii
 from hiresync.errors import KeyMaterialError
@@ -89,6 +90,7 @@ def test_payloads_are_compressed_with_zstd_and_deflated_ones_still_read(keys):
     [t.join() for t in threads]
     assert results == [True] * 800
 
+
 def test_blind_index_is_keyed_and_stable(keys, tmp_path):
     pii.Keyring.generate(tmp_path / "other.json")
     other = pii.Keyring.load(tmp_path / "other.json")
@@ -155,8 +157,6 @@ def test_mask_text_leaves_ordinary_numbers_alone():
 
 
 def test_json_as_bytes_is_the_text_encoded_even_where_orjson_gives_up():
-    from hiresync import jsonfast
-
     doc = {"名": "王芳", "b": [1, 2.5, None], "a": True}
     assert jsonfast.dumpb(doc, sort_keys=True) == jsonfast.dumps(doc, sort_keys=True).encode()
     huge = {"id": 2**70, "名": "王芳"}  # beyond 64 bits: the stdlib writes it, as valid and as stable
