@@ -4,23 +4,32 @@ Per record, as the load step does it: AES-256-GCM for name, resident ID, phone a
 associated data), keyed HMAC blind indexes for ID, phone and email, and the masks. Baseline in the
 same run: a plain SHA-256 of the same four values (what an unkeyed, unencrypted design would pay).
 Median of --repeat runs; ratios, not absolute numbers, travel between machines.
+
+Then what storing a whole payload costs: each simulated AIView result compressed and encrypted as
+the load stores it (zstd, level 1), beside its compression alone with zstd and with zlib at level 1
+(what HireSync used before), with the bytes each leaves per payload.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import statistics
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
+import zstandard
+
+from hiresync import jsonfast
 from hiresync.privacy import pii
 from simulators.aiview import AIViewSimulator
 
 
-def people(count: int) -> list[dict]:
-    return [r["candidate"] for r in AIViewSimulator(count=count, seed=5, defect_rate=0, rescore_rate=0).records()]
+def results(count: int) -> list[dict]:
+    return AIViewSimulator(count=count, seed=5, defect_rate=0, rescore_rate=0).records()
 
 
 def protect(keys: pii.Keyring, people: list[dict]) -> None:
@@ -53,13 +62,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pii.Keyring.generate(Path(tmp) / "k.json")
         keys = pii.Keyring.load(Path(tmp) / "k.json")
-    data = people(args.count)
+    records = results(args.count)
+    data = [r["candidate"] for r in records]
     base = statistics.median(timed(baseline, data) for _ in range(args.repeat))
     prot = statistics.median(timed(protect, keys, data) for _ in range(args.repeat))
     print(f"PII protection, {args.count:,} candidate records, median of {args.repeat}")
     print(f"  baseline (plain SHA-256 x4):          {args.count / base:>10,.0f} records/s")
     print(f"  encrypt x4 + blind index x3 + masks:  {args.count / prot:>10,.0f} records/s  "
           f"({prot / base:.1f}x the baseline's time)")
+
+    payloads = [jsonfast.dumpb(r) for r in records]
+    zstd = zstandard.ZstdCompressor(level=1)
+    def stored(token: str) -> bytes:  # what the hub's column holds: the token's bytes (hub.models.Ciphertext)
+        head, _, body = token.partition(":")
+        return head.encode() + b":" + base64.b64decode(body)
+
+    ways = {
+        "zstd, compressed and encrypted (as stored)":
+            lambda b: stored(keys.encrypt(b, "raw_payloads:bench:h", compress=True)),
+        "zstd level 1, compression alone": zstd.compress,
+        "zlib level 1, compression alone (before)": lambda b: zlib.compress(b, 1),
+    }
+    print(f"\nwhole payloads, {args.count:,} AIView results of {sum(map(len, payloads)) / len(payloads):,.0f} bytes "
+          f"on average, median of {args.repeat}")
+    for name, way in ways.items():
+        seconds = statistics.median(timed(lambda: [way(b) for b in payloads]) for _ in range(args.repeat))
+        size = sum(len(way(b)) for b in payloads) / len(payloads)
+        print(f"  {name:<44} {seconds / len(payloads) * 1e6:>7.1f} µs per payload  {size:>7,.0f} bytes")
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 A pipeline process holds a few hundred thousand objects before it touches a record: the modules of
 Airflow, SQLAlchemy, pandas and Great Expectations. A run allocates millions more (each batch's
 parsed payloads, GX's frames), and every few hundred thousand allocations the collector walks the
-whole heap, those modules included: 13% of a 20,000-result run was collection, a third of that
-with them frozen (`gc.freeze()`: objects the collector no longer examines; reference counting still
-frees them). The heap is unfrozen when the run ends, so a long-lived process (a test session, a
+whole heap, those modules included. With them frozen (`gc.freeze()`: objects the collector no
+longer examines; reference counting still frees them) a 20,000-result run is about a tenth faster
+(README "Benchmarks" says how that was measured). The heap is unfrozen when the run ends, so a long-lived process (a test session, a
 worker) keeps nothing frozen, and any garbage frozen with the rest is collected then. No collection
 before the freeze: with Airflow loaded one takes about 0.3 s, which every task of a small run would
 pay (`bench/dag_tasks.py`). What a process imports in the middle of a run (Great

@@ -144,8 +144,8 @@ def _build_gx() -> _Gx:
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
     )
     # GX fingerprints every in-memory batch (MD5 over pandas' hash of each cell) for the batch's
-    # metadata, which nothing here reads: about a tenth of a 10,000-row validation. Its own
-    # size threshold for that turns it off.
+    # metadata, which nothing here reads: a cost per cell on every validation. Its own size
+    # threshold for that turns it off.
     from great_expectations.execution_engine import pandas_execution_engine
 
     pandas_execution_engine.HASH_THRESHOLD = 0

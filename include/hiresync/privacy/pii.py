@@ -215,7 +215,7 @@ def _new_key() -> dict:
 class _Zstd(threading.local):
     """zstd's compressor and decompressor objects are not for two threads at once (the webhook
     receiver stores payloads from several): one pair per thread. Level 1 is about four times as fast
-    as zlib's level 1 on a vendor's result, for a few per cent more bytes (README "Benchmarks")."""
+    as zlib's level 1 on a vendor's result, for about 5% more bytes (`bench/pii.py`)."""
 
     def __init__(self) -> None:
         self.compressor = zstandard.ZstdCompressor(level=1)
