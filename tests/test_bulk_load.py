@@ -81,6 +81,11 @@ def test_postgresql_tables_get_statistics_during_a_first_big_load(pg_settings, m
     with engine_for(pg_settings.hub_url).connect() as conn:
         # A table never analysed has reltuples -1; the load's own ANALYZE counted its rows.
         assert conn.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'raw_payloads'")) > 0
+        # ...and sampled what lookups are planned from, never the ciphertext (migration 0020).
+        sampled = {(t, c) for t, c in conn.execute(text(
+            "SELECT tablename, attname FROM pg_stats WHERE tablename IN ('raw_payloads', 'candidates')"))}
+    assert ("raw_payloads", "vendor_result_id") in sampled and ("candidates", "national_id_bidx") in sampled
+    assert not {c for t, c in sampled if c.endswith("_enc")}, sampled
 
 
 def test_a_load_does_not_wait_for_statistics_another_session_holds(pg_settings, monkeypatch, caplog):

@@ -141,12 +141,16 @@ _LOADED_TABLES = ("raw_payloads, interview_results, dimension_scores, candidates
 
 def _analyze(ctx: RunContext) -> None:
     """PostgreSQL plans from table statistics that autovacuum refreshes only later: after a large
-    load, a fresh hub would otherwise plan the next run's lookups as full scans."""
+    load, a fresh hub would otherwise plan the next run's lookups as full scans. Sampled as the
+    load's own refreshes are (_Statistics.TARGET), a tenth of the default's time (README
+    "Benchmarks"); autovacuum takes the default sample later, for everything else that reads the hub."""
     engine = engine_for(ctx.settings.hub_url)
     if engine.dialect.name != "postgresql":
         return
     try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with engine.begin() as conn:
+            conn.execute(text("SELECT set_config('default_statistics_target', :target, true)"),
+                         {"target": str(_Statistics.TARGET)})
             conn.exec_driver_sql(f"ANALYZE {_LOADED_TABLES}")
     except Exception as exc:  # noqa: BLE001 - statistics are an optimisation: never fail a loaded run
         log.warning("ANALYZE after the load failed (%s); autovacuum will catch up", type(exc).__name__)
@@ -166,8 +170,7 @@ class _Statistics:
     FIRST, GROWTH = 1_000, 4  # not after every batch
     # PostgreSQL samples 300 x the statistics target rows per table: 3,000 here instead of the
     # default's 30,000. Enough for the row counts and key distinctness these lookups are planned
-    # from, at about a tenth of the cost; the ANALYZE after the run (_analyze) samples at the
-    # default.
+    # from, at about a tenth of the cost. Encrypted columns get none at all (migration 0020).
     TARGET = 10
 
     def __init__(self, session: Session):
