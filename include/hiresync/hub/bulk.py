@@ -3,7 +3,9 @@ with its own values, and lookups of many keys.
 
 psycopg sends an executemany as one INSERT per row (pipelined, but still a parse, bind and
 execute per row on the server); COPY streams the rows in one statement, several times faster for
-the load's batches of a few thousand rows. SQLite's and PyMySQL's executemany are fast already
+the load's batches of a few thousand rows. It streams them in COPY's binary format, so neither
+side spells out a kilobyte of ciphertext in hex or parses a timestamp from text (README
+"Benchmarks"). SQLite's and PyMySQL's executemany are fast already
 (PyMySQL folds the rows into multi-row INSERTs), but SQLAlchemy's own executemany builds a
 parameter dict per row through its compiler, which cost more than the insert itself; here the rows
 go to the driver as tuples. Both paths bypass SQLAlchemy's statement compilation, so this module
@@ -13,6 +15,8 @@ applies what SQLAlchemy would have: Python-side column defaults and each type's 
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
@@ -56,7 +60,15 @@ def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str
             yield tuple(value)
 
     if dialect.name == "postgresql":
-        _copy(connection, f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN", values())
+        types = _binary_types(table, names, dialect)
+        if types is None:  # a column type without a binary form here: COPY's text format
+            _copy(connection, f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN",
+                  values())
+            return
+        numeric = [i for i, t in enumerate(types) if t == "numeric"]
+        rows_out = values() if not numeric else (_as_decimals(row, numeric) for row in values())
+        _copy(connection, f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN "
+                          f"(FORMAT BINARY)", rows_out, types)
         return
     marker = "?" if dialect.paramstyle == "qmark" else "%s"  # sqlite3 / PyMySQL
     statement = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({columns}) "
@@ -64,11 +76,39 @@ def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str
     connection.exec_driver_sql(statement, list(values()))  # tuples: straight to cursor.executemany
 
 
-def _copy(connection: Connection, statement: str, rows: Iterable[tuple]) -> None:
+# PostgreSQL's column types (as SQLAlchemy spells them, without a length or precision) -> the type
+# whose binary form psycopg writes for it. In COPY's binary format every value must be in exactly
+# its column's form, and psycopg cannot ask the server: it is told (Copy.set_types).
+_BINARY_FORM = {
+    "varchar": "varchar", "text": "text", "integer": "int4", "bigint": "int8", "smallint": "int2",
+    "boolean": "bool", "bytea": "bytea", "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz", "numeric": "numeric", "json": "json",
+}
+
+
+def _binary_types(table: Table, names: list[str], dialect) -> list[str] | None:
+    forms = [_BINARY_FORM.get(re.sub(r"\(.*\)", "", table.c[n].type.compile(dialect=dialect)).strip().lower())
+             for n in names]
+    return None if None in forms else forms
+
+
+def _as_decimals(row: tuple, numeric: list[int]) -> tuple:
+    """numeric's binary form is written from a Decimal; a float becomes the Decimal of its shortest
+    repr, the text the text format would have sent (the column's scale then rounds it, as before)."""
+    value = list(row)
+    for i in numeric:
+        if value[i] is not None and not isinstance(value[i], Decimal):
+            value[i] = Decimal(repr(value[i]) if isinstance(value[i], float) else value[i])
+    return tuple(value)
+
+
+def _copy(connection: Connection, statement: str, rows: Iterable[tuple], types: list[str] | None = None) -> None:
     dialect = connection.dialect
     cursor = connection.connection.driver_connection.cursor()
     try:
         with cursor.copy(statement) as copy:
+            if types is not None:
+                copy.set_types(types)
             for row in rows:
                 copy.write_row(row)
     except dialect.loaded_dbapi.Error as exc:
