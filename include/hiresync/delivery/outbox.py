@@ -31,7 +31,7 @@ from connectors.targets.base import Outcome, TargetError
 from connectors.targets.profile import TargetProfile
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import InterviewResult, Outbox
-from hiresync.hub.store import transaction
+from hiresync.hub.store import engine_for, reclaim_dead_rows, transaction
 from hiresync.privacy.pii import Keyring, mask_text
 from hiresync.privacy.recipients import RecipientPolicy, load_policy
 from hiresync.config.settings import Settings
@@ -134,6 +134,10 @@ class _Batch:
 # follows the part, while the claim and the record of outcomes (each a write transaction, which on
 # SQLite waits for a load writing beside the relay) stay one per claim.
 PART_ROWS = 500
+# On PostgreSQL the relay vacuums the outbox after this many claimed rows (hub.store.reclaim_dead_rows):
+# often enough that the next rows' versions fill the space the last ones left, and each vacuum reads
+# the outbox's indexes whole, so not after every claim.
+RECLAIM_EVERY = 5_000
 
 
 @dataclass
@@ -207,7 +211,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     # whose rows all wait behind earlier rows of their candidates would end the call with due rows
     # after it still unsent. A row passed over now (it waits, or failed and backs off) is the next
     # call's.
-    after = 0
+    after = updated = 0
     while circuit.allows(clock()) and not stop():
         batch = _claim(settings, target_name, batch_size, clock(), worker, profile.lease_seconds, after)
         if batch is None:
@@ -239,6 +243,10 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
         _record(settings, done, clock())
         if done.waiting:  # the parts after a row left for a retry were not tried: not leased any longer
             _release(settings, done.untried(batch.rows))
+        updated += len(batch.rows)
+        if updated >= RECLAIM_EVERY:  # each row claimed left two dead versions (lease, outcome)
+            reclaim_dead_rows(engine_for(settings.hub_url), Outbox.__tablename__)
+            updated = 0
         delivered += done.sent  # dead letters are not failures of the relay: `hiresync outbox status` lists them
         waiting += done.waiting
         last_reason = done.reason or last_reason
