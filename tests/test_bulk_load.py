@@ -98,7 +98,7 @@ def test_the_relay_vacuums_the_outbox_as_it_goes_on_postgresql(pg_settings, monk
     assert summary["status"] == "success" and summary["delivered"] > 150
     with engine_for(pg_settings.hub_url).connect() as conn:
         vacuumed = conn.scalar(text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'outbox'"))
-    assert vacuumed >= 2, vacuumed  # autovacuum counts apart (autovacuum_count)
+    assert vacuumed >= 1, vacuumed  # autovacuum counts apart (autovacuum_count)
 
 
 def test_a_load_does_not_wait_for_statistics_another_session_holds(pg_settings, monkeypatch, caplog):

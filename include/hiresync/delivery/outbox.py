@@ -134,10 +134,33 @@ class _Batch:
 # follows the part, while the claim and the record of outcomes (each a write transaction, which on
 # SQLite waits for a load writing beside the relay) stay one per claim.
 PART_ROWS = 500
-# On PostgreSQL the relay vacuums the outbox after this many claimed rows (hub.store.reclaim_dead_rows):
-# often enough that the next rows' versions fill the space the last ones left, and each vacuum reads
-# the outbox's indexes whole, so not after every claim.
-RECLAIM_EVERY = 5_000
+
+# On PostgreSQL the outbox is vacuumed after this many claimed rows, or a tenth of all this process
+# has claimed if that is more (hub.store.reclaim_dead_rows): often enough that the next rows'
+# versions fill the space the last ones left, and growing with the outbox, as each vacuum reads the
+# outbox's indexes whole (a fixed step would cost a million-result run its square).
+RECLAIM_EVERY = 2_000
+
+
+class _Reclaim:
+    """Counts the rows this process's relays claimed (each leaves two dead versions: its lease, its
+    outcome) and has the outbox vacuumed as they add up. Per process and hub, not per call: a relay
+    beside the load calls relay() once for each batch the load commits."""
+
+    def __init__(self) -> None:
+        self._since: dict[str, int] = {}
+        self._total: dict[str, int] = {}
+
+    def claimed(self, hub_url: str, rows: int) -> None:
+        since = self._since.get(hub_url, 0) + rows
+        total = self._total[hub_url] = self._total.get(hub_url, 0) + rows
+        if since >= max(RECLAIM_EVERY, total // 10):
+            reclaim_dead_rows(engine_for(hub_url), Outbox.__tablename__)
+            since = 0
+        self._since[hub_url] = since
+
+
+_reclaim = _Reclaim()
 
 
 @dataclass
@@ -211,7 +234,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
     # whose rows all wait behind earlier rows of their candidates would end the call with due rows
     # after it still unsent. A row passed over now (it waits, or failed and backs off) is the next
     # call's.
-    after = updated = 0
+    after = 0
     while circuit.allows(clock()) and not stop():
         batch = _claim(settings, target_name, batch_size, clock(), worker, profile.lease_seconds, after)
         if batch is None:
@@ -243,10 +266,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
         _record(settings, done, clock())
         if done.waiting:  # the parts after a row left for a retry were not tried: not leased any longer
             _release(settings, done.untried(batch.rows))
-        updated += len(batch.rows)
-        if updated >= RECLAIM_EVERY:  # each row claimed left two dead versions (lease, outcome)
-            reclaim_dead_rows(engine_for(settings.hub_url), Outbox.__tablename__)
-            updated = 0
+        _reclaim.claimed(settings.hub_url, len(batch.rows))
         delivered += done.sent  # dead letters are not failures of the relay: `hiresync outbox status` lists them
         waiting += done.waiting
         last_reason = done.reason or last_reason
