@@ -9,12 +9,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from hypothesis import given, settings, strategies as st
+from sqlalchemy import DateTime, func, insert, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hiresync.hub.bulk import insert_rows
-from hiresync.hub.models import BLIND_INDEX_SCHEME, AuditEvent, Candidate
+from hiresync.hub.models import BLIND_INDEX_SCHEME, AuditEvent, Candidate, UTCDateTime
 from hiresync.hub.store import engine_for, migrate, transaction
 from hiresync.pipeline.runner import run_source
 from simulators.aiview import AIViewSimulator
@@ -51,6 +53,21 @@ def test_bulk_rows_keep_json_chinese_text_and_aware_times(hub_url):
         row = s.scalars(select(AuditEvent)).one()
     assert row.detail == detail and row.actor == "测试"
     assert row.created_at == when  # stored as UTC, read back aware: the same moment
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+       offset_minutes=st.one_of(st.none(), st.integers(min_value=-14 * 60, max_value=14 * 60)))
+def test_sqlite_timestamps_are_written_as_sqlalchemy_would_write_them(moment, offset_minutes):
+    """UTCDateTime's own SQLite bind (isoformat) writes exactly SQLAlchemy's DATETIME text: rows
+    written before and after it compare and sort alike."""
+    dialect = sqlite.dialect()
+    if offset_minutes is not None:
+        moment = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    stock = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    ours = UTCDateTime().bind_processor(dialect)
+    assert ours(moment) == stock(UTCDateTime().process_bind_param(moment, dialect))
+    assert ours(None) is None
 
 
 def test_a_bulk_insert_that_breaks_a_constraint_raises_what_an_insert_would(hub_url):

@@ -31,6 +31,18 @@ class UTCDateTime(TypeDecorator):
             value = value.astimezone(timezone.utc).replace(tzinfo=None)
         return value
 
+    def bind_processor(self, dialect):
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        # SQLite stores the text SQLAlchemy's DATETIME writes, "YYYY-MM-DD HH:MM:SS.ffffff", which
+        # it builds by %-formatting a dict per value; isoformat writes the same text (a test holds
+        # them equal) in a third of the time, and a stored result carries about a dozen timestamps.
+        to_naive_utc = self.process_bind_param
+
+        def process(value):
+            return None if value is None else to_naive_utc(value, dialect).isoformat(" ", "microseconds")
+        return process
+
     def process_result_value(self, value, dialect):
         return value.replace(tzinfo=timezone.utc) if value is not None else None
 
