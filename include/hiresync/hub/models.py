@@ -36,7 +36,7 @@ class UTCDateTime(TypeDecorator):
             return super().bind_processor(dialect)
         # SQLite stores the text SQLAlchemy's DATETIME writes, "YYYY-MM-DD HH:MM:SS.ffffff", which
         # it builds by %-formatting a dict per value; isoformat writes the same text (a test holds
-        # them equal) in a third of the time, and a stored result carries about a dozen timestamps.
+        # them equal) in less than half the time, and a stored result carries about a dozen timestamps.
         to_naive_utc = self.process_bind_param
 
         def process(value):

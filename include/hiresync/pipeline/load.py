@@ -163,9 +163,10 @@ class _Statistics:
     Without them, a first big load into a fresh hub plans every batch's key lookups as scans of all
     the rows loaded before (the planner believes the tables are tiny), and the load slows
     quadratically (README "Benchmarks": PostgreSQL went from 174 to 615 results/s with this and
-    COPY). ANALYZE in a transaction counts the transaction's own new rows. It holds a lock that
-    another run's ANALYZE waits for until this transaction ends, so it gives up after a short wait
-    instead (that run then plans with older statistics; nothing else is blocked)."""
+    COPY). ANALYZE in a transaction counts the transaction's own new rows. It holds each table's
+    statistics lock until this transaction ends, and so may another run's load, a relay vacuuming
+    the outbox or autovacuum: a table whose lock is taken is skipped (SKIP_LOCKED; it keeps its
+    older statistics until the next refresh) instead of waited for, and the others are analysed."""
 
     FIRST, GROWTH = 1_000, 4  # not after every batch
     # PostgreSQL samples 300 x the statistics target rows per table: 3,000 here instead of the
@@ -189,9 +190,9 @@ class _Statistics:
                 self.s.execute(text("SELECT set_config('lock_timeout', '200ms', true), "
                                     "set_config('default_statistics_target', :target, true)"),
                                {"target": str(self.TARGET)})
-                self.s.execute(text(f"ANALYZE {_LOADED_TABLES}"))
-        except OperationalError:  # the lock was busy: statistics can wait, the load cannot
-            log.info("statistics not refreshed during the load (another run holds them)")
+                self.s.execute(text(f"ANALYZE (SKIP_LOCKED) {_LOADED_TABLES}"))
+        except OperationalError:  # a lock beyond the tables' own was busy: statistics can wait, the load cannot
+            log.info("statistics not refreshed during the load (another session holds a lock they need)")
         finally:
             self.s.execute(text("SELECT set_config('lock_timeout', :lock, true), "
                                 "set_config('default_statistics_target', :target, true)"),

@@ -8,7 +8,7 @@ MySQL/MariaDB and SQLite have no per-column setting of this kind.
 
 Revision ID: 0020
 Revises: 0019
-Create Date: 2026-12-07
+Create Date: 2026-12-06
 """
 from alembic import op
 
