@@ -354,7 +354,7 @@ def _percent(value: Any) -> float | None:
 # Rows per GX validation. A validation has a fixed cost of a few tenths of a second whatever its
 # size (GX builds a metric graph per expectation), so 2,000-row micro-batches spent most of validate
 # there: bench/validation_mapping.py prints the raw suite in frames of this size beside 2,000-row
-# ones (about 2x on this machine kind).
+# ones (close to 3x in the README's latest figures).
 WINDOW_ROWS = 10_000
 
 
