@@ -6,7 +6,9 @@ in the same invocation, two references on the same machine and database:
   floor   pull + parse + ONE bulk insert of the same rows (payload as JSON text) into the same
           database: what a loader that does no validation, mapping, encryption or lineage costs.
 Reported: medians over --repeat runs, results/s end to end and the ratio to the floor, the time in
-each stage, peak RSS, and the hub's size on disk per result. This is a script, not a test:
+each stage with the CPU the pipeline's process spent in it, the CPU per result of each process (the
+pipeline, the relay beside the load, a local database server, the simulator) and the rate that CPU
+would allow with every core busy, peak RSS, and the hub's size on disk per result. This is a script, not a test:
 machines here are noisy, so read the ratios.
 
     make bench                                   # 100,000 results, SQLite + PostgreSQL if reachable
@@ -37,7 +39,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def worker(args) -> dict:
     """One measured run in this process; prints a JSON line. The simulator runs in a process of its
     own, so the peak memory measured here is the pipeline's alone."""
-    with _simulator(args.count) as (url, client_id, secret, versions):
+    with _simulator(args.count) as (url, client_id, secret, versions, simulator_pid):
         os.environ["AIRFLOW_CONN_HIRESYNC_AIVIEW"] = json.dumps(
             {"conn_type": "http", "host": url, "login": client_id, "password": secret})
         if args.mode == "baseline":
@@ -56,12 +58,12 @@ def worker(args) -> dict:
 
         import_gx()  # a one-off import cost, not throughput; as the pipeline imports it
 
-        stages, last = {}, [time.perf_counter()]
+        stages, stages_cpu, last = {}, {}, [time.perf_counter(), _cpu_self()]
 
         def on_step(name: str, _result: dict) -> None:
-            now = time.perf_counter()
-            stages[name] = now - last[0]
-            last[0] = now
+            now, cpu = time.perf_counter(), _cpu_self()
+            stages[name], stages_cpu[name] = now - last[0], cpu - last[1]
+            last[:] = now, cpu
 
         # The relay beside the load reports its own peak RSS when it stops; while it runs, the two
         # processes' RSS is sampled together (their peaks need not fall at the same moment: the
@@ -91,11 +93,69 @@ def worker(args) -> dict:
             helper_mb[0] = max(helper_mb[0], helper.outcome.get("peak_rss_mb", 0))
 
         RelayBeside.__enter__, RelayBeside.__exit__ = start_and_sample, stop_and_note
+        server = _server_processes(settings.hub_url)
+        before = _cpu_self(), _cpu_children(), _cpu_of(server), _cpu_of([simulator_pid])
         started = time.perf_counter()
         summary = run_source("aiview", settings, on_step=on_step)
-        return {"seconds": time.perf_counter() - started, "stages": stages, "pulled": summary["pulled"],
+        seconds = time.perf_counter() - started
+        after = _cpu_self(), _cpu_children(), _cpu_of(server), _cpu_of([simulator_pid])
+        # CPU seconds by process over the run: the relay beside the load is this process's only child
+        # that ended during it (waited for, so counted); the database server's processes, when it runs
+        # on this machine (None otherwise); the vendor simulator, which shares the machine's cores.
+        cpu = dict(zip(("pipeline", "relay_beside", "database_server", "simulator"),
+                       (None if b is None else a - b for a, b in zip(after, before))))
+        if server == []:  # SQLite: its work is the pipeline's and the relay's own
+            del cpu["database_server"]
+        return {"seconds": seconds, "stages": stages, "stages_cpu": stages_cpu, "cpu": cpu, "pulled": summary["pulled"],
                 "quarantined": summary["quarantined"], "results": summary["inserted"],
                 "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0], "together_rss_mb": together_mb[0]}
+
+
+def _cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pids: list[int] | None) -> float | None:
+    """User + system CPU seconds the processes have used so far (those that ended meanwhile: what
+    they had used at the last look). None when they cannot be seen."""
+    if pids is None:
+        return None
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
+    return total
+
+
+def _server_processes(url: str) -> list[int] | None:
+    """The database server's processes, when it runs on this machine: backends, WAL writer,
+    checkpointer, autovacuum; while the benchmark runs, they work for this run alone. SQLite has
+    none (its work is done in the pipeline's and the relay's processes); a remote server's cannot
+    be seen (None)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return []
+    if parsed.host not in (None, "", "localhost", "127.0.0.1", "::1"):
+        return None
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().split(" ", 2)[1] == "(postgres)":
+                pids.append(int(stat.parent.name))
+        except OSError:
+            continue
+    return pids or None
 
 
 def _rss_mb(pid: str) -> float:
@@ -121,7 +181,7 @@ def _simulator(count: int):
             raise SystemExit("the AIView simulator did not start")
         fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
         secret = inspect.signature(AIViewSimulator).parameters["client_secret"].default
-        yield line.split()[2], fields["client_id"], secret, int(fields["versions"])
+        yield line.split()[2], fields["client_id"], secret, int(fields["versions"]), proc.pid
     finally:
         proc.terminate()
         proc.wait()
@@ -221,6 +281,22 @@ def _server_db(base: str):
     return make_url(base).set(database=name).render_as_string(hide_password=False), drop
 
 
+def _print_cpu(runs: list[dict], seconds: float) -> None:
+    """CPU per pulled result by process, and what it allows: if the run kept every core busy, it could
+    go no faster than cores / CPU per result. Far below that, the run waits (on one busy core, on the
+    database); close to it, only less work per result makes it faster."""
+    pulled = runs[0]["pulled"]
+    parts = {name: statistics.median(r["cpu"][name] for r in runs) for name in runs[0]["cpu"]
+             if all(r["cpu"][name] is not None for r in runs)}
+    total = sum(parts.values())
+    cores = os.cpu_count() or 1
+    shown = ", ".join(f"{name.replace('_', ' ')} {v / pulled * 1000:.2f}" for name, v in parts.items())
+    unseen = " (the database server is not on this machine: not counted)" if len(parts) < len(runs[0]["cpu"]) else ""
+    print(f"  CPU per result (ms)  {shown} = {total / pulled * 1000:.2f}{unseen}")
+    print(f"  the {cores} cores were {total / (seconds * cores):.0%} busy; with all of them busy this work allows "
+          f"at most {pulled * cores / total:,.0f} results/s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--count", type=int, default=100_000)
@@ -262,9 +338,12 @@ def main() -> None:
         print(f"  floor (pull + parse + one bulk insert)  {floor_rate:>9,.0f} results/s  ({floor_s:.1f} s)")
         print(f"  HireSync end to end                     {rate:>9,.0f} results/s  ({seconds:.1f} s for "
               f"{runs[0]['pulled']:,} pulled, {runs[0]['quarantined']:,} quarantined)  = {rate / floor_rate:.2f} x floor")
+        print(f"    {'stage':<9} {'wall':>9}  {'results/s':>10}  {'share':>5}  {'CPU of the pipeline':>20}")
         for stage in runs[0]["stages"]:
             s = statistics.median(r["stages"][stage] for r in runs)
-            print(f"    {stage:<9} {s:7.2f} s  {runs[0]['pulled'] / s:>10,.0f} results/s  {s / seconds:5.1%}")
+            c = statistics.median(r["stages_cpu"][stage] for r in runs)
+            print(f"    {stage:<9} {s:7.2f} s  {runs[0]['pulled'] / s:>10,.0f}  {s / seconds:5.1%}  {c:9.2f} s = {c / s:4.0%} of a core")
+        _print_cpu(runs, seconds)
         peak = statistics.median(r["peak_rss_mb"] for r in runs)
         helper = statistics.median(r.get("helper_rss_mb", 0) for r in runs)
         together = statistics.median(r.get("together_rss_mb", 0) for r in runs)
