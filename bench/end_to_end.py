@@ -70,11 +70,12 @@ def worker(args) -> dict:
         # load's comes with validation, before the helper starts).
         from hiresync.delivery.beside import RelayBeside
 
-        helper_mb, together_mb = [0.0], [0.0]
+        helper_mb, together_mb, helpers = [0.0], [0.0], []
         start, stop = RelayBeside.__enter__, RelayBeside.__exit__
 
         def start_and_sample(helper):
             start(helper)
+            helpers.append(helper)
             helper.sampled = threading.Event()
 
             def sample():
@@ -99,12 +100,15 @@ def worker(args) -> dict:
         summary = run_source("aiview", settings, on_step=on_step)
         seconds = time.perf_counter() - started
         after = _cpu_self(), _cpu_children(), _cpu_of(server), _cpu_of([simulator_pid])
-        # CPU seconds by process over the run: the relay beside the load is this process's only child
-        # that ended during it (waited for, so counted); the database server's processes, when it runs
-        # on this machine (None otherwise); the vendor simulator, which shares the machine's cores.
+        # CPU seconds by process over the run: the relay beside the load is this process's child (it
+        # ended and was waited for, so it is counted; so would a short helper a library runs, such
+        # as `file`, counted with the pipeline when no relay ran); the database server's processes
+        # when it runs on this machine (None otherwise); the vendor simulator, on the same cores.
         cpu = dict(zip(("pipeline", "relay_beside", "database_server", "simulator"),
                        (None if b is None else a - b for a, b in zip(after, before))))
-        if server == []:  # SQLite: its work is the pipeline's and the relay's own
+        if not helpers:  # no relay beside the load started
+            cpu["pipeline"] += cpu.pop("relay_beside")
+        if server == []:  # SQLite: its work is done in the pipeline's and the relay's processes
             del cpu["database_server"]
         return {"seconds": seconds, "stages": stages, "stages_cpu": stages_cpu, "cpu": cpu, "pulled": summary["pulled"],
                 "quarantined": summary["quarantined"], "results": summary["inserted"],

@@ -34,3 +34,45 @@ def test_bench_script_runs_and_prints_its_figures(script):
     found = re.search(figure, out.stdout)
     assert found, out.stdout[-2000:]
     assert float(found.group(1).replace(",", "")) > 0
+
+
+def _end_to_end(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HIRESYNC_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "end_to_end.py"), "--count", "300", "--repeat", "1", *args],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def _cpu_figures(stdout: str) -> tuple[dict[str, float], float, float]:
+    line = re.search(r"CPU per result \(ms\)\s+(.+) = ([\d.]+)", stdout)
+    assert line, stdout[-2000:]
+    parts = {name: float(v) for name, v in re.findall(r"([a-z ]+?) ([\d.]+)(?:, |$)", line.group(1))}
+    busy = re.search(r"cores were (\d+)% busy; with all of them busy this work allows at most ([\d,]+) results/s", stdout)
+    assert busy, stdout[-2000:]
+    return parts, float(line.group(2)), float(busy.group(2).replace(",", ""))
+
+
+def test_end_to_end_prints_the_cpu_each_process_spent():
+    """The CPU lines: each stage's CPU beside its wall time, and CPU per result by process adding up
+    to the total that the rate ceiling is computed from."""
+    stdout = _end_to_end("--db", "sqlite")
+    stages = re.findall(r"^\s+(extract|validate|map|load|deliver)\s+[\d.]+ s .*?([\d.]+) s = +(\d+)% of a core$",
+                        stdout, re.M)
+    assert [s[0] for s in stages] == ["extract", "validate", "map", "load", "deliver"], stdout[-2000:]
+    assert sum(float(s[1]) for s in stages) > 0
+    parts, total, ceiling = _cpu_figures(stdout)
+    # 300 results start no relay beside the load, and SQLite works inside the pipeline's process
+    assert set(parts) == {"pipeline", "simulator"}
+    assert parts["pipeline"] > 0
+    assert total == pytest.approx(sum(parts.values()), abs=0.02)
+    pulled = int(re.search(r"for ([\d,]+) pulled", stdout).group(1).replace(",", ""))
+    assert ceiling == pytest.approx(pulled * (os.cpu_count() or 1) / (total / 1000 * pulled), rel=0.05)
+
+
+@pytest.mark.skipif(not os.environ.get("HIRESYNC_TEST_PG_URL"), reason="no PostgreSQL server configured")
+def test_end_to_end_counts_a_local_postgresql_servers_cpu():
+    stdout = _end_to_end("--db", "postgresql", "--pg-url", os.environ["HIRESYNC_TEST_PG_URL"])
+    parts, _total, _ceiling = _cpu_figures(stdout)
+    assert parts.get("database server", 0) > 0, stdout[-2000:]
