@@ -184,3 +184,31 @@ def test_a_batch_that_all_waits_behind_a_leased_row_does_not_stop_the_relay(sett
 
     assert relay(settings, keys, "ehr", batch_size=2, now=until + timedelta(seconds=1)) == 3
     assert outbox(settings, "pending") == 0 and ehr_rows(settings) == pending
+
+
+def test_two_relays_claiming_the_same_rows_at_once_never_both_lease_one(settings, aiview, monkeypatch):
+    """Relay B claims while relay A has read its due rows and not yet leased them (between A's
+    SELECT and its UPDATE). PostgreSQL and MariaDB lock A's rows (SKIP LOCKED: B takes none of
+    them); SQLite has no such lock, and A's lease then takes only the rows B did not lease first.
+    Either way no row is leased to both, which would send it twice."""
+    monkeypatch.setattr(runner, "STEPS", tuple(s for s in runner.STEPS if s[0] != "deliver"))
+    run_source("aiview", settings)
+    with transaction(settings.hub_url) as s:
+        due = set(s.scalars(select(Outbox.id).where(Outbox.target == "ehr", Outbox.status == "pending")))
+    now, real, claims = datetime.now(timezone.utc), outbox_mod._in_candidate_order, {}
+
+    def b_claims_in_between(s, target, rows):
+        if "B" not in claims:
+            claims["B"] = None  # B's own claim passes here too
+            claims["B"] = outbox_mod._claim(settings, target, 1000, now, "relay-B", 300)
+        return real(s, target, rows)
+
+    monkeypatch.setattr(outbox_mod, "_in_candidate_order", b_claims_in_between)
+    claims["A"] = outbox_mod._claim(settings, "ehr", 1000, now, "relay-A", 300)
+
+    a = {r.id for r in claims["A"].rows}
+    b = {r.id for r in claims["B"].rows} if claims["B"] else set()
+    assert a.isdisjoint(b) and a | b == due
+    with transaction(settings.hub_url) as s:
+        leased = dict(s.execute(select(Outbox.id, Outbox.claimed_by).where(Outbox.id.in_(due))).all())
+    assert leased == {i: "relay-A" if i in a else "relay-B" for i in due}

@@ -282,9 +282,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
 def _claim(settings, target_name, batch_size, now, worker, lease_seconds, after: int = 0) -> _Batch | None:
     """The next due rows after outbox id `after`, leased to `worker`; None when no row is due. The
     batch holds no rows when every row looked at waits behind an earlier one."""
-    due = (Outbox.target == target_name, Outbox.status == "pending", Outbox.id > after,
-           or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
-           or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
+    due = (Outbox.target == target_name, Outbox.id > after, *_due(now))
     with transaction(settings.hub_url) as s:
         q = (select(Outbox.id, Outbox.target, Outbox.kind, Outbox.result_id, Outbox.attempts, Outbox.idempotency_key,
                     Outbox.payload_enc, Outbox.raw_payload_id, Outbox.mapping_fingerprint, Outbox.result_version)
@@ -297,8 +295,15 @@ def _claim(settings, target_name, batch_size, now, worker, lease_seconds, after:
         seen_up_to = rows[-1].id
         rows = _in_candidate_order(s, target_name, rows)
         if rows:
-            s.execute(update(Outbox).where(one_of(Outbox.id, [r.id for r in rows]))
-                      .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
+            ids = [r.id for r in rows]
+            # Leased only while still due: without SKIP LOCKED (SQLite) another relay may have read
+            # the same rows and leased them since, and a second lease over the first would send them
+            # twice. Rows this lease did not take are the other relay's.
+            taken = s.execute(update(Outbox).where(one_of(Outbox.id, ids), *_due(now))
+                              .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
+            if taken.rowcount != len(ids):
+                mine = set(s.scalars(select(Outbox.id).where(one_of(Outbox.id, ids), Outbox.claimed_by == worker)))
+                rows = [r for r in rows if r.id in mine]
     return _Batch(rows, seen_up_to)
 
 
@@ -380,6 +385,21 @@ def leased_elsewhere(settings, target_name: str, now: datetime | None = None) ->
         n, until = s.execute(select(func.count(), func.max(Outbox.claimed_until)).where(
             Outbox.target == target_name, Outbox.status == "pending", Outbox.claimed_until > now)).one()
     return n or 0, until
+
+
+def _due(now: datetime) -> tuple:
+    """A pending row a relay may claim now: not backing off after a failure, not leased."""
+    return (Outbox.status == "pending", or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),
+            or_(Outbox.claimed_until.is_(None), Outbox.claimed_until < now))
+
+
+def due_rows(settings, target_names: list[str], now: datetime | None = None) -> int:
+    """Rows a relay of these targets could claim now."""
+    if not target_names:
+        return 0
+    with transaction(settings.hub_url) as s:
+        return s.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.target.in_(target_names), *_due(now or datetime.now(timezone.utc)))) or 0
 
 
 def backing_off(settings, target_name: str, now: datetime | None = None) -> int:
