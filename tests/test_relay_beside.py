@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from contextlib import nullcontext
 import signal
 import subprocess
 import sys
@@ -18,7 +19,9 @@ from sqlalchemy import func, select
 from connectors.targets.ehr_sql import ehr_interview_results
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Outbox, Run
+from hiresync.delivery.beside import RelayBeside
 from hiresync.hub.store import engine_for, transaction
+from hiresync.pipeline import deliver as deliver_module
 from hiresync.pipeline import load as load_module
 from hiresync.pipeline.runner import run_source
 from tests.test_delivery_rest import targets  # noqa: F401 - the fixture
@@ -105,6 +108,55 @@ def test_a_target_the_relay_beside_the_load_had_to_leave_fails_the_deliver_step(
     with transaction(settings.hub_url) as s:
         run = s.scalars(select(Run)).one()
         assert run.status == "loaded" and "grouphr" in run.error  # loaded stays loaded; delivery resumes
+
+
+def helpers_started(monkeypatch) -> list[RelayBeside]:
+    """Every relay beside started from now on, with its outcome once it has stopped."""
+    started, enter = [], RelayBeside.__enter__
+
+    def entered(helper):
+        started.append(helper)
+        return enter(helper)
+
+    monkeypatch.setattr(RelayBeside, "__enter__", entered)
+    return started
+
+
+def test_a_backlog_is_relayed_by_two_processes_in_the_deliver_step_exactly_once(targets, aiview, monkeypatch):  # noqa: F811
+    settings, grouphr, hrcloud = targets
+    settings = beside(settings, monkeypatch)
+    monkeypatch.setattr(load_module, "beside_when", lambda *args: nullcontext())  # all of it waits for deliver
+    grouphr.latency = 0.1  # each claim's request to it takes a while: the step's own relay finds work left
+    started = helpers_started(monkeypatch)
+    real_relay = deliver_module.relay
+
+    def once_the_helper_has_sent(*args, **kwargs):
+        deadline = time.monotonic() + 60
+        while outbox(settings, Outbox.status == "sent") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return real_relay(*args, **kwargs)
+
+    monkeypatch.setattr(deliver_module, "relay", once_the_helper_has_sent)
+    steps: dict[str, dict] = {}
+    summary = run_source("aiview", settings, on_step=lambda name, result: steps.setdefault(name, result))
+
+    assert summary["status"] == "success"
+    assert len(started) == 1  # the deliver step's: nothing was due before it
+    by_helper = sum(started[0].outcome["delivered"].values())
+    assert not started[0].outcome["errors"]
+    ours = outbox(settings, Outbox.run_id == summary["run_id"], Outbox.status == "sent")
+    assert sum(steps["deliver"].values()) == ours  # the helper's rows and the step's own, reported as one
+    assert 0 < by_helper < ours  # both relayed
+    assert outbox(settings, Outbox.status != "sent") == 0  # the rows each one passed over too
+    assert outbox(settings, Outbox.attempts != 1) == 0  # each row sent by one of them, once
+    expected = 300 - len(aiview.defects)
+    assert ehr_count(settings) == len(hrcloud.records) == expected
+
+
+def test_a_small_backlog_is_relayed_by_the_deliver_step_alone(settings, aiview, monkeypatch):
+    started = helpers_started(monkeypatch)  # the default threshold: 10,000 rows
+    assert run_source("aiview", settings)["status"] == "success"
+    assert started == [] and outbox(settings, Outbox.status != "sent") == 0
 
 
 def test_a_killed_load_leaves_no_relay_behind_and_the_next_sync_delivers_once(settings, aiview, monkeypatch, tmp_path):

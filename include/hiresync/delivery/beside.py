@@ -5,8 +5,10 @@ The load commits batch by batch, and each batch's outbox rows are due as soon as
 relay is safe beside anything that writes the hub (leases, `SKIP LOCKED`, a candidate's rows in
 outbox order: hiresync.delivery.outbox). So a large run need not wait for its whole load before the
 first record reaches a target, and the machine's second core, idle while the load runs, renders and
-sends. It is started only for runs with at least `relay_beside_rows` rows to load: a process start
-costs about a second, which a small run would feel.
+sends. The deliver step starts one beside its own relay too when many rows are due (what the relay
+beside the load left, a target's backlog after an outage): two processes relay them. Either is
+started only from `relay_beside_rows` rows on (`beside_when`): a process start costs about a second,
+which a small run would feel.
 
 The helper stops when the load asks (after its current batch) or when the load's process is gone
 (its end of the pipe closes): a killed load leaves no relay behind. What it delivered, and any
@@ -21,6 +23,7 @@ import re
 import resource
 import subprocess
 import sys
+from contextlib import nullcontext
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 
@@ -72,6 +75,15 @@ class RelayBeside:
             except subprocess.TimeoutExpired:  # stuck (a target that never answers): its leases run out
                 self._process.terminate()
                 self._process.wait()
+
+
+def beside_when(settings: Settings, keys: Keyring, targets: list[str], rows: int) -> "RelayBeside | nullcontext":
+    """`with beside_when(...) as helper:` a relay beside this process for `rows` rows to load or to
+    relay, or nothing (helper None) below `relay_beside_rows` (0: never) or without targets."""
+    threshold = settings.relay_beside_rows
+    if not threshold or rows < threshold or not targets:
+        return nullcontext()
+    return RelayBeside(settings, keys, targets)
 
 
 # The helper's first lines: the parent's import path first, then its work (hiresync is not

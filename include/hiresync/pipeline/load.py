@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, TypeVar
@@ -40,7 +39,7 @@ from hiresync.mapping.spec import content_hash
 from hiresync.pipeline.context import RunContext
 from hiresync.load.consumed import record_consumed
 from hiresync.load.known import known_payloads
-from hiresync.delivery.beside import RelayBeside, merge_relayed
+from hiresync.delivery.beside import beside_when, merge_relayed
 from hiresync.delivery.render import delivery_payload
 from hiresync.delivery.workflow import Change, queue_events
 
@@ -70,7 +69,8 @@ def load(ctx: RunContext) -> dict:
     tally: Counter[str] = Counter(progress["tally"])
     # Closing the session rolls back a batch that did not commit. A large run is delivered beside
     # its load, batch by batch as they commit (hiresync.delivery.beside).
-    with _relay_beside(ctx, (manifest.get("pulled") or 0) - offset) as helper, \
+    to_load = (manifest.get("pulled") or 0) - offset
+    with beside_when(ctx.settings, ctx.keys, ctx.source.targets, to_load) as helper, \
             Session(engine_for(ctx.settings.hub_url), expire_on_commit=False) as s:
         loader = _Loader(s, ctx)
         statistics = _Statistics(s)
@@ -126,13 +126,6 @@ def load(ctx: RunContext) -> dict:
     if counts["pulled"] >= ANALYZE_AFTER:
         _analyze(ctx)
     return counts
-
-
-def _relay_beside(ctx: RunContext, rows: int) -> RelayBeside | nullcontext:
-    threshold = ctx.settings.relay_beside_rows
-    if not threshold or rows < threshold or not ctx.source.targets:
-        return nullcontext()
-    return RelayBeside(ctx.settings, ctx.keys, ctx.source.targets)
 
 
 _LOADED_TABLES = ("raw_payloads, interview_results, dimension_scores, candidates, candidate_vendor_ids, "
