@@ -23,8 +23,9 @@ class Settings:
     # 2,000 keeps a run under 400 MB; larger batches spread Great Expectations' fixed cost per
     # validation (a few tenths of a second) over more rows, at about 50 MB per extra 1,000.
     batch_size: int = 2000
-    # A run with at least this many rows to load is delivered by a second process while it loads
-    # (hiresync.delivery.beside); 0 never starts one. Smaller runs would feel the process start.
+    # A run with at least this many rows to load is delivered by a second process while it loads,
+    # and a deliver step with this many rows due relays them with two (hiresync.delivery.beside);
+    # 0 never starts one. Smaller runs would feel the process start.
     relay_beside_rows: int = 10_000
     # The group's time zone: what the EHR and the HR report show interview times in (beside UTC).
     timezone: str = "Asia/Shanghai"

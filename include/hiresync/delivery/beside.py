@@ -10,10 +10,10 @@ beside the load left, a target's backlog after an outage): two processes relay t
 started only from `relay_beside_rows` rows on (`beside_when`): a process start costs about a second,
 which a small run would feel.
 
-The helper stops when the load asks (after its current batch) or when the load's process is gone
-(its end of the pipe closes): a killed load leaves no relay behind. What it delivered, and any
-target it had to leave (a failure, an open circuit), is staged as `relayed` for the deliver step,
-which relays the rest and reports the run's delivery as one.
+The helper stops when the process that started it asks (after its current batch) or is gone (its
+end of the pipe closes): a killed load leaves no relay behind. What it delivered, and any target it
+had to leave (a failure, an open circuit), is its `outcome`: the load stages it as `relayed` for
+the deliver step, which relays the rest and reports the run's delivery as one.
 """
 
 from __future__ import annotations
