@@ -126,8 +126,8 @@ def _cpu_children() -> float:
 
 
 def _cpu_of(pids: list[int] | None) -> float | None:
-    """User + system CPU seconds the processes have used so far (those that ended meanwhile: what
-    they had used at the last look). None when they cannot be seen."""
+    """User + system CPU seconds the processes have used so far; one that has ended is no longer
+    counted (the server's processes outlive a run). None when they cannot be seen."""
     if pids is None:
         return None
     tick, total = os.sysconf("SC_CLK_TCK"), 0.0
