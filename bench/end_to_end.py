@@ -94,22 +94,21 @@ def worker(args) -> dict:
             helper_mb[0] = max(helper_mb[0], helper.outcome.get("peak_rss_mb", 0))
 
         RelayBeside.__enter__, RelayBeside.__exit__ = start_and_sample, stop_and_note
-        server = _server_processes(settings.hub_url)
-        before = _cpu_self(), _cpu_children(), _cpu_of(server), _cpu_of([simulator_pid])
-        started = time.perf_counter()
-        summary = run_source("aiview", settings, on_step=on_step)
-        seconds = time.perf_counter() - started
-        after = _cpu_self(), _cpu_children(), _cpu_of(server), _cpu_of([simulator_pid])
+        with _ServerCpu(settings.hub_url) as server:
+            before = _cpu_self(), _cpu_children(), _cpu_of(simulator_pid)
+            started = time.perf_counter()
+            summary = run_source("aiview", settings, on_step=on_step)
+            seconds = time.perf_counter() - started
+            after = _cpu_self(), _cpu_children(), _cpu_of(simulator_pid)
         # CPU seconds by process over the run: the relay beside the load is this process's child (it
         # ended and was waited for, so it is counted; so would a short helper a library runs, such
-        # as `file`, counted with the pipeline when no relay ran); the database server's processes
-        # when it runs on this machine (None otherwise); the vendor simulator, on the same cores.
-        cpu = dict(zip(("pipeline", "relay_beside", "database_server", "simulator"),
-                       (None if b is None else a - b for a, b in zip(after, before))))
-        if not helpers:  # no relay beside the load started
-            cpu["pipeline"] += cpu.pop("relay_beside")
-        if server == []:  # SQLite: its work is done in the pipeline's and the relay's processes
-            del cpu["database_server"]
+        # as `file`, counted with the pipeline when no relay started); the database server's
+        # processes (None for a remote one); the vendor simulator, on the same cores.
+        pipeline, children, simulator = (a - b for a, b in zip(after, before))
+        cpu = {"pipeline": pipeline, "relay_beside": children} if helpers else {"pipeline": pipeline + children}
+        if server.local or server.remote:  # not SQLite
+            cpu["database_server"] = server.seconds
+        cpu["simulator"] = simulator
         return {"seconds": seconds, "stages": stages, "stages_cpu": stages_cpu, "cpu": cpu, "pulled": summary["pulled"],
                 "quarantined": summary["quarantined"], "results": summary["inserted"],
                 "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0], "together_rss_mb": together_mb[0]}
@@ -125,41 +124,67 @@ def _cpu_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu_of(pids: list[int] | None) -> float | None:
-    """User + system CPU seconds the processes have used so far; one that has ended is no longer
-    counted (the server's processes outlive a run). None when they cannot be seen."""
-    if pids is None:
+def _cpu_of(pid: int) -> float | None:
+    """User + system CPU seconds the process has used so far; None once it has ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
         return None
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
-    return total
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
 
 
-def _server_processes(url: str) -> list[int] | None:
-    """The database server's processes, when it runs on this machine: backends, WAL writer,
-    checkpointer, autovacuum; while the benchmark runs, they work for this run alone. SQLite has
-    none (its work is done in the pipeline's and the relay's processes); a remote server's cannot
-    be seen (None)."""
-    from sqlalchemy.engine import make_url
+class _ServerCpu:
+    """CPU seconds a database server on this machine spends during a run: every process of it
+    (backends, WAL writer, checkpointer, autovacuum), those that start during the run too (the relay
+    beside the load's connections). Looked at every second, since a process that ends takes its
+    count along (what it used after the last look is lost); the look costs the pipeline's process a
+    few milliseconds. While the benchmark runs, the server works for this run alone. SQLite has no
+    server (its work is done in the pipeline's and the relay's processes); a remote server's
+    processes cannot be seen (`seconds` None)."""
 
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return []
-    if parsed.host not in (None, "", "localhost", "127.0.0.1", "::1"):
-        return None
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if stat.read_text().split(" ", 2)[1] == "(postgres)":
-                pids.append(int(stat.parent.name))
-        except OSError:
-            continue
-    return pids or None
+    def __init__(self, url: str):
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        server = parsed.get_backend_name() != "sqlite"
+        self.local = server and parsed.host in (None, "", "localhost", "127.0.0.1", "::1")
+        self.remote = server and not self.local
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+
+    def _look(self) -> dict[int, float]:
+        seen = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if stat.read_text().split(" ", 2)[1] != "(postgres)":
+                    continue
+            except OSError:  # ended meanwhile
+                continue
+            if (cpu := _cpu_of(int(stat.parent.name))) is not None:
+                seen[int(stat.parent.name)] = cpu
+        return seen
+
+    def __enter__(self) -> "_ServerCpu":
+        if self.local:
+            self.first = self.last = self._look()
+            threading.Thread(target=self._watch, daemon=True).start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(1.0):
+            self.last = self.last | self._look()
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self.local:
+            self.last = self.last | self._look()
+
+    @property
+    def seconds(self) -> float | None:
+        if self.remote:
+            return None
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
 
 
 def _rss_mb(pid: str) -> float:
