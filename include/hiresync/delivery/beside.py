@@ -118,7 +118,7 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
                 errors[target] = str(exc)
                 continue
             except Exception as exc:  # noqa: BLE001 - a helper: the deliver step relays what is left
-                errors[target] = f"delivery to {target!r} beside the load stopped ({type(exc).__name__})"
+                errors[target] = f"delivery to {target!r} by the relay beside stopped ({type(exc).__name__})"
                 log.warning("%s", errors[target])
                 continue
             delivered[target] += n
