@@ -8,8 +8,8 @@ in the same invocation, two references on the same machine and database:
 Reported: medians over --repeat runs, results/s end to end and the ratio to the floor, the time in
 each stage with the CPU the pipeline's process spent in it, the CPU per result of each process (the
 pipeline, the relay beside the load, a local database server, the simulator) and the rate that CPU
-would allow with every core busy, peak RSS, and the hub's size on disk per result. This is a script, not a test:
-machines here are noisy, so read the ratios.
+would allow with every core busy, peak RSS, and the hub's size on disk per result. This is a
+script, not a test: machines here are noisy, so read the ratios.
 
     make bench                                   # 100,000 results, SQLite + PostgreSQL if reachable
     make bench BENCH_ARGS="--count 20000 --repeat 3 --db sqlite"
@@ -152,6 +152,7 @@ class _ServerCpu:
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
         self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
 
     def _look(self) -> dict[int, float]:
         seen = {}
@@ -168,7 +169,7 @@ class _ServerCpu:
     def __enter__(self) -> "_ServerCpu":
         if self.local:
             self.first = self.last = self._look()
-            threading.Thread(target=self._watch, daemon=True).start()
+            self._watcher.start()
         return self
 
     def _watch(self) -> None:
@@ -178,6 +179,7 @@ class _ServerCpu:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         if self.local:
+            self._watcher.join()  # its last look must not land after this one
             self.last = self.last | self._look()
 
     @property
