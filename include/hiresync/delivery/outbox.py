@@ -287,7 +287,8 @@ def _claim(settings, target_name, batch_size, now, worker, lease_seconds, after:
         q = (select(Outbox.id, Outbox.target, Outbox.kind, Outbox.result_id, Outbox.attempts, Outbox.idempotency_key,
                     Outbox.payload_enc, Outbox.raw_payload_id, Outbox.mapping_fingerprint, Outbox.result_version)
              .where(*due).order_by(Outbox.id).limit(batch_size))
-        if s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb"):
+        locks = s.get_bind().dialect.name in ("postgresql", "mysql", "mariadb")
+        if locks:
             q = q.with_for_update(skip_locked=True)  # a second relay takes the next rows instead of waiting
         rows = s.execute(q).all()
         if not rows:
@@ -296,14 +297,18 @@ def _claim(settings, target_name, batch_size, now, worker, lease_seconds, after:
         rows = _in_candidate_order(s, target_name, rows)
         if rows:
             ids = [r.id for r in rows]
-            # Leased only while still due: without SKIP LOCKED (SQLite) another relay may have read
-            # the same rows and leased them since, and a second lease over the first would send them
-            # twice. Rows this lease did not take are the other relay's.
-            taken = s.execute(update(Outbox).where(one_of(Outbox.id, ids), *_due(now))
-                              .values(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker))
-            if taken.rowcount != len(ids):
-                mine = set(s.scalars(select(Outbox.id).where(one_of(Outbox.id, ids), Outbox.claimed_by == worker)))
-                rows = [r for r in rows if r.id in mine]
+            lease = dict(claimed_until=now + timedelta(seconds=lease_seconds), claimed_by=worker)
+            if locks:  # the rows are this transaction's (FOR UPDATE): by id, touching no other row
+                s.execute(update(Outbox).where(one_of(Outbox.id, ids)).values(**lease))
+            else:
+                # SQLite locks no row: another relay may have read the same rows and leased them
+                # since, and a second lease over the first would send them twice. Leased only while
+                # still due; the rows this lease did not take are the other relay's. (Not so on
+                # MariaDB: the extra conditions let InnoDB scan and lock other rows: deadlocks.)
+                taken = s.execute(update(Outbox).where(one_of(Outbox.id, ids), *_due(now)).values(**lease))
+                if taken.rowcount != len(ids):
+                    mine = set(s.scalars(select(Outbox.id).where(one_of(Outbox.id, ids), Outbox.claimed_by == worker)))
+                    rows = [r for r in rows if r.id in mine]
     return _Batch(rows, seen_up_to)
 
 
