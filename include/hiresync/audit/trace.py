@@ -22,6 +22,7 @@ from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
     Candidate, DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload, RecordLineage, Run,
 )
+from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.audit.rules import FieldRule, MappingRules
 from hiresync.mapping.spec import PII_KIND
@@ -206,7 +207,7 @@ def decrypt_payload(s: Session, keys: Keyring, lin: RecordLineage) -> dict | Non
     raw = s.get(RawPayload, lin.raw_payload_id)
     if raw is None:  # removed by retention: the lineage row outlives the payload
         return None
-    return jsonfast.loads(keys.decrypt_bytes(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
+    return jsonfast.loads(open_payload(s, keys, raw.source, raw.payload_hash, raw.payload_enc))
 
 
 def _video(keys: Keyring, r: InterviewResult) -> str | None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.hub.models import Candidate, InterviewResult, MappingVersion, RawPayload
+from hiresync.privacy.payloads import open_payload
 from hiresync.mapping.spec import MappingSpec
 from hiresync.privacy.pii import Keyring
 from hiresync.hub.bulk import one_of
@@ -70,7 +71,7 @@ def render(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderErro
         if spec is None:
             out[row.id] = RenderError(f"mapping spec {row.mapping_fingerprint} is not in mapping_versions")
             continue
-        payload = jsonfast.loads(keys.decrypt_bytes(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
+        payload = jsonfast.loads(open_payload(s, keys, raw.source, raw.payload_hash, raw.payload_enc))
         record, problems = spec.map(payload)
         if record is None:  # it mapped when it was loaded; only a changed normaliser could do this
             out[row.id] = RenderError(f"the stored payload no longer maps ({problems[0].rule} on {problems[0].field})")

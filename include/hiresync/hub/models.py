@@ -13,7 +13,7 @@ import base64
 import binascii
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint, func,
+from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint, func,
                         literal)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -282,6 +282,21 @@ class RawPayload(Base):
     run_id: Mapped[str] = mapped_column(String(160))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     purged_at: Mapped[datetime | None]
+
+
+class PayloadDictionary(Base):
+    """The zstd dictionary a source's raw payloads are compressed with (hiresync.privacy.payloads):
+    trained once, on the interview content of the source's first large batch (no value that
+    identifies a person), and kept as long as any payload needs it."""
+
+    __tablename__ = "payload_dictionaries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), unique=True)
+    dict_id: Mapped[int] = mapped_column(BigInteger, unique=True)  # zstd's own id, named in each frame
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    samples: Mapped[int]  # how many payloads it was trained on
+    run_id: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Quarantine(Base):

@@ -26,6 +26,7 @@ from hiresync import jsonfast
 from hiresync.config.settings import Settings
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Candidate, FileDrop, PerformanceRating, Quarantine, RawPayload
+from hiresync.privacy.payloads import seal
 from hiresync.hub.store import transaction
 from hiresync.privacy.identifiers import national_id_problem, normalize_national_id
 from hiresync.privacy.keys import hub_keys
@@ -142,7 +143,7 @@ def _quarantine(s, keys, run_id: str, ref: str, row: dict, problems: list[dict])
                                              RawPayload.payload_hash == digest)).first()
     if raw is None:
         raw = RawPayload(source=SOURCE, vendor_result_id=ref, payload_hash=digest, run_id=run_id,
-                         payload_enc=keys.encrypt(jsonfast.dumpb(payload), f"raw_payloads:{SOURCE}:{digest}", compress=True))
+                         payload_enc=seal(keys, SOURCE, digest, jsonfast.dumpb(payload), dictionary=None))
         s.add(raw)
         s.flush()
     s.add(Quarantine(run_id=run_id, source=SOURCE, vendor_result_id=ref, raw_payload_id=raw.id,

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from connectors.records import get_path
@@ -42,6 +43,9 @@ MINIMUM_AGE = 16  # China's Labour Law: no employment under 16
 MUST_MAP = ("candidate.national_id", "candidate.full_name", "source_updated_at", "status", "overall_score")
 
 TYPES = ("text", "free_text", "national_id", "mobile", "email", "datetime", "score", "enum", "url", "number")
+
+# Result fields that are not interview content: who interviewed, and links that lead to the person.
+NOT_CONTENT = ("interviewer", "video_url", "report_url")
 
 # Which mask applies to a field's offending value in an error message.
 PII_KIND = {
@@ -178,6 +182,27 @@ class FieldSpec:
         return self.read_scale(payload) if self.read_scale else (self.scale or 100)
 
 
+def _kept(node: Any, here: tuple[str, ...], keep: frozenset, dimensions: tuple | None,
+          links: frozenset = frozenset()) -> Any:
+    """A copy of `node` (at path `here`) with the values at `keep`'s paths and every dimension's
+    mapped fields, of a link at `links` only its scheme and host, and no other value."""
+    if isinstance(node, dict):
+        return {k: _kept(v, here + (k,), keep, dimensions, links) for k, v in node.items()}
+    if isinstance(node, list):
+        if dimensions is not None and here == dimensions[0]:  # each dimension: its own fields' paths
+            return [_kept(item, (), dimensions[1], None) for item in node]
+        return [_kept(item, here, keep, dimensions, links) for item in node]
+    if here in keep or node is None or isinstance(node, bool):
+        return node
+    if here in links and isinstance(node, str):  # a vendor's host names nobody; the path may
+        try:
+            parts = urlsplit(node)
+            return f"{parts.scheme}://{parts.hostname}/" if parts.scheme and parts.hostname else ""
+        except ValueError:
+            return ""
+    return "" if isinstance(node, str) else 0
+
+
 def _reader(parts: tuple[str, ...]) -> Callable[[Any], Any]:
     if len(parts) == 1:  # most of a spec's paths, dimensions' fields included
         (part,) = parts
@@ -237,6 +262,29 @@ class MappingSpec:
         spec = next((f for f in self.fields if f.name == field_name), None)
         value = spec.extract(payload) if spec else self.key_of(payload) if field_name == "record.key" else None
         return mask_value(PII_KIND.get(field_name), value)
+
+    def interview_content(self, payload: dict) -> dict:
+        """The payload with only the values of the fields it maps as interview content kept (the
+        position, times, scores, statuses, comments, dimensions) and every other value blanked: the
+        candidate's, the interviewer, the links but for their scheme and host, and whatever the
+        mapping does not read, which could be anything. The keys stay. What an artefact shared by many payloads may learn from
+        (hiresync.privacy.payloads trains a compression dictionary on it)."""
+        return _kept(payload, (), self._content_paths, self._dimension_paths, self._link_paths)
+
+    @cached_property
+    def _link_paths(self) -> frozenset[tuple[str, ...]]:
+        return frozenset(f.parts for f in self.fields if f.parts and f.type == "url")
+
+    @cached_property
+    def _content_paths(self) -> frozenset[tuple[str, ...]]:
+        return frozenset(f.parts for f in self.fields if f.parts and f.name not in NOT_CONTENT
+                         and not f.name.startswith("candidate."))
+
+    @cached_property
+    def _dimension_paths(self) -> tuple[tuple[str, ...], frozenset[tuple[str, ...]]] | None:
+        if not self.dimensions_path:
+            return None
+        return tuple(self.dimensions_path.split(".")), frozenset(f.parts for f in self.dimension_fields if f.parts)
 
     def key_of(self, payload: dict) -> str | None:
         key = get_path(payload, self.key_path)

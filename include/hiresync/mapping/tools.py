@@ -16,6 +16,7 @@ from sqlalchemy import select
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import MappingVersion, RawPayload
+from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.mapping.spec import PII_KIND, MappingSpec
 from hiresync.privacy.keys import hub_keys
@@ -174,6 +175,6 @@ def _stored_payloads(settings: Settings, source: str, keys: Keyring):
     with transaction(settings.hub_url) as s:
         rows = s.execute(select(RawPayload.vendor_result_id, RawPayload.payload_hash, RawPayload.payload_enc)
                          .where(RawPayload.source == source).order_by(RawPayload.id)).all()
-    newest = {key: (h, enc) for key, h, enc in rows}  # later rows win: the newest payload stored
-    for key, (h, enc) in sorted(newest.items()):
-        yield key, jsonfast.loads(keys.decrypt_bytes(enc, f"raw_payloads:{source}:{h}"))
+        newest = {key: (h, enc) for key, h, enc in rows}  # later rows win: the newest payload stored
+        for key, (h, enc) in sorted(newest.items()):  # read in the session: a dictionary may be looked up
+            yield key, jsonfast.loads(open_payload(s, keys, source, h, enc))

@@ -36,6 +36,7 @@ from hiresync.hub.models import (
     DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload, RecordLineage, Run, Watermark,
 )
 from hiresync.mapping.spec import content_hash
+from hiresync.privacy.payloads import dictionary_for, seal
 from hiresync.pipeline.context import RunContext
 from hiresync.load.consumed import record_consumed
 from hiresync.load.known import known_payloads
@@ -339,6 +340,7 @@ class _Loader:
         self.identity = IdentityResolver(session, ctx.keys, ctx.source.name, self.vendor)
         self.conflicts: dict[str, Conflict] = {}
         self.raw_of_key: dict[str, int] = {}  # result key -> the raw payload of the version being loaded
+        self.dictionary = None  # the source's payload dictionary, once it has one
 
     # -- raw payloads ----------------------------------------------------------------------------
     def store_raw_payloads(self, raws: list[dict]) -> list[int]:
@@ -355,10 +357,13 @@ class _Loader:
 
         for chunk in chunks([(key, h) for h, (key, _) in wanted.items()], CHUNK):
             lookup(chunk)
-        new = [dict(source=source, vendor_result_id=key, payload_hash=h,
-                    payload_enc=self.keys.encrypt(jsonfast.dumpb(r["payload"]), f"raw_payloads:{source}:{h}", compress=True),
-                    run_id=self.ctx.run_id)
-               for h, (key, r) in wanted.items() if h not in ids]
+        fresh = [(h, key, r) for h, (key, r) in wanted.items() if h not in ids]
+        if self.dictionary is None:  # until the source has one (hiresync.privacy.payloads)
+            self.dictionary = dictionary_for(self.s, source, self.ctx.run_id, [r["payload"] for _, _, r in fresh],
+                                             self.ctx.mapping.interview_content)
+        new = [dict(source=source, vendor_result_id=key, payload_hash=h, run_id=self.ctx.run_id,
+                    payload_enc=seal(self.keys, source, h, jsonfast.dumpb(r["payload"]), self.dictionary))
+               for h, key, r in fresh]
         for chunk in chunks(new, 2000):
             insert_rows(self.s, RawPayload.__table__, chunk)
             lookup([(n["vendor_result_id"], n["payload_hash"]) for n in chunk])

@@ -223,6 +223,5 @@ def _rekey_column(settings: Settings, keys: pii.Keyring, col: EncryptedColumn, b
                          .order_by(col.model.id).limit(batch_size).with_for_update(skip_locked=True)).all()
         for row in rows:
             context = col.context(row)
-            plain = keys.decrypt(getattr(row, col.column), context)
-            setattr(row, col.column, keys.encrypt(plain, context, compress=col.column == "payload_enc"))
+            setattr(row, col.column, keys.reencrypt(getattr(row, col.column), context))
         return len(rows)

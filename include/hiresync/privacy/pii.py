@@ -34,6 +34,9 @@ from hiresync.errors import KeyMaterialError
 # written before it) still read.
 _ZSTD = b"\x00s"
 _DEFLATED = b"\x00z"
+# A raw payload compressed with its source's zstd dictionary, which the hub keeps: only
+# hiresync.privacy.payloads, which has the hub at hand, reads it.
+DICTIONARY_PREFIX = b"\x00D"
 
 # The fields that have a blind index, each under its own derived key (see Keyring.blind_index).
 BLIND_INDEX_FIELDS = ("national_id", "mobile", "email")
@@ -142,6 +145,14 @@ class Keyring:
 
     def decrypt_bytes(self, token: str, context: str) -> bytes:
         """The plaintext as bytes (UTF-8 for text): for a JSON document, what the parser takes."""
+        return uncompressed(self.decrypt_sealed(token, context), context)
+
+    def reencrypt(self, token: str, context: str) -> str:
+        """The same plaintext under the active key (a key rotation), compressed or not as it was."""
+        return self.encrypt(self.decrypt_sealed(token, context), context)
+
+    def decrypt_sealed(self, token: str, context: str) -> bytes:
+        """The plaintext as it was encrypted: still compressed, if it was."""
         head, _, body = token.partition(":")
         try:
             version = int(head[1:])
@@ -151,10 +162,6 @@ class Keyring:
             raise KeyMaterialError(f"key version {head[1:]} is not in the keyring") from None
         except (InvalidTag, ValueError):
             raise KeyMaterialError(f"a value in {context.split(':')[0]} does not decrypt with key version {head[1:]}: wrong key?") from None
-        if data.startswith(_ZSTD):
-            return _zstd.decompress(data[len(_ZSTD):])
-        if data.startswith(_DEFLATED):
-            return zlib.decompress(data[len(_DEFLATED):])
         return data
 
     def blind_index(self, value: str, field: str, version: int | None = None) -> str:
@@ -206,6 +213,18 @@ class Keyring:
         """Identifies each key version without revealing it (256-bit keys: a hash gives nothing away)."""
         return {v: hashlib.sha256(b"hiresync-key-check|" + k.enc + k.idx).hexdigest()[:32]
                 for v, k in self._versions.items()}
+
+
+def uncompressed(data: bytes, context: str) -> bytes:
+    """A decrypted plaintext without the compression it was encrypted with (Keyring.encrypt's)."""
+    if data.startswith(_ZSTD):
+        return _zstd.decompress(data[len(_ZSTD):])
+    if data.startswith(_DEFLATED):
+        return zlib.decompress(data[len(_DEFLATED):])
+    if data.startswith(DICTIONARY_PREFIX):
+        raise KeyMaterialError(f"a value in {context.split(':')[0]} is compressed with a payload dictionary; "
+                               f"hiresync.privacy.payloads.open_payload reads it")
+    return data
 
 
 def _new_key() -> dict:

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from hiresync import jsonfast
 from hiresync.hub.models import Quarantine, RawPayload, RecordLineage, Run
+from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.pipeline.context import RunContext
 from hiresync.config.settings import Settings
@@ -79,9 +80,9 @@ def _replay_source(settings: Settings, source: str, rows: list[Quarantine],
     with ctx.transaction() as s:
         stored = {p.id: p for p in s.scalars(select(RawPayload).where(RawPayload.id.in_(payload_ids)))}
         s.add(Run(id=ctx.run_id, source=source, status="extracting", pulled=len(payload_ids)))
-    raws = [{"payload": jsonfast.loads(ctx.keys.decrypt_bytes(stored[i].payload_enc,
-                                                        f"raw_payloads:{source}:{stored[i].payload_hash}")),
-             "hash": stored[i].payload_hash} for i in payload_ids]
+        raws = [{"payload": jsonfast.loads(open_payload(s, ctx.keys, source, stored[i].payload_hash,
+                                                        stored[i].payload_enc)),
+                 "hash": stored[i].payload_hash} for i in payload_ids]
     ctx.staging.write_records("raw", raws)
     ctx.staging.write_json("manifest", {"source": source, "run_id": ctx.run_id, "since": None, "pulled": len(raws),
                                         "max_cursor": None, "replay": True,

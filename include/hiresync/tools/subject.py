@@ -42,6 +42,7 @@ from hiresync.hub.models import (
     AuditEvent, Candidate, CandidateVendorId, DimensionScore, IdentityReview, InboxDelivery, InterviewResult, Outbox,
     PerformanceRating, Quarantine, RawPayload, RecordLineage, Run, StatusEvent,
 )
+from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.ingest.staging import Staging
 from hiresync.privacy import identifiers
@@ -154,7 +155,7 @@ def find_holdings(s, settings: Settings, keys: Keyring, national_id: str) -> Hol
 
     # Raw payloads: one of their results, or a payload naming them (a quarantined one has no result).
     for raw in _paged(s, RawPayload, RawPayload.payload_enc.is_not(None)):
-        payload = jsonfast.loads(keys.decrypt_bytes(raw.payload_enc, f"raw_payloads:{raw.source}:{raw.payload_hash}"))
+        payload = jsonfast.loads(open_payload(s, keys, raw.source, raw.payload_hash, raw.payload_enc))
         if (raw.source, raw.vendor_result_id) in result_keys or person.named_in(payload):
             h.raw_payloads[raw.id] = (raw, payload)
     raw_ids = set(h.raw_payloads)
