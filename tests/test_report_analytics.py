@@ -156,7 +156,7 @@ def seed_hub(url: str) -> None:
         for i, e in enumerate(_events().itertuples()):
             s.add(StatusEvent(result_id=e.result_id, candidate_id=e.result_id, stage=e.stage, origin="grouphr",
                               external_id=str(i), occurred_at=e.occurred_at.to_pydatetime()))
-        s.add(DimensionScore(result_id=1, code="communication", name="沟通表达", score=80))
+        s.add(DimensionScore(result_id=1, seq=0, code="communication", name="沟通表达", score=80))
         s.add(Run(id="r1", source="aiview", status="success", started_at=T0, pulled=100, quarantined=5))
         s.add(Outbox(target="ehr", result_id=1, result_version=1, idempotency_key=digest("k1"), status="sent", run_id="r1"))
 

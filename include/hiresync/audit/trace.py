@@ -180,7 +180,7 @@ def find_mapping(s: Session, version: str | None, ref: RecordRef, producing: Rec
 
 def stored_result(s: Session, keys: Keyring, r: InterviewResult) -> dict:
     cand = s.get(Candidate, r.candidate_id)
-    dims = s.scalars(select(DimensionScore).where(DimensionScore.result_id == r.id).order_by(DimensionScore.id)).all()
+    dims = s.scalars(select(DimensionScore).where(DimensionScore.result_id == r.id).order_by(DimensionScore.seq)).all()
     return {
         "candidate": {"candidate_key": cand.candidate_key, "full_name": cand.full_name_masked,
                       "national_id": cand.national_id_masked, "mobile": cand.mobile_masked, "email": cand.email_masked},

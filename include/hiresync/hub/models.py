@@ -13,8 +13,8 @@ import base64
 import binascii
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint, func,
-                        literal)
+from sqlalchemy import (JSON, BigInteger, DateTime, ForeignKey, Index, LargeBinary, Numeric, SmallInteger, String, Text,
+                        UniqueConstraint, func, literal)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -257,9 +257,12 @@ class InterviewResult(Base):
 
 
 class DimensionScore(Base):
+    """A result's dimension scores, keyed by the result and their place in the vendor's list (seq
+    0, 1, ...): one index serves every lookup, which is by result (migration 0022)."""
+
     __tablename__ = "dimension_scores"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    result_id: Mapped[int] = mapped_column(ForeignKey("interview_results.id"), index=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("interview_results.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str | None]
     score: Mapped[float | None] = mapped_column(Score)

@@ -267,8 +267,8 @@ class MappingSpec:
         """The payload with only the values of the fields it maps as interview content kept (the
         position, times, scores, statuses, comments, dimensions) and every other value blanked: the
         candidate's, the interviewer, the links but for their scheme and host, and whatever the
-        mapping does not read, which could be anything. The keys stay. What an artefact shared by many payloads may learn from
-        (hiresync.privacy.payloads trains a compression dictionary on it)."""
+        mapping does not read, which could be anything. The keys stay. What an artefact shared by
+        many payloads may learn from (hiresync.privacy.payloads trains a compression dictionary on it)."""
         return _kept(payload, (), self._content_paths, self._dimension_paths, self._link_paths)
 
     @cached_property

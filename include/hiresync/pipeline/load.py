@@ -420,7 +420,8 @@ class _Loader:
 
         changed = [(key, rec, digest, 1) for key, rec, digest in to_insert] + \
                   [(key, rec, digest, old.version + 1) for key, rec, digest, old in to_update]
-        dims = [dict(result_id=out[key][1], **d) for key, rec, *_ in changed for d in rec["dimensions"]]
+        dims = [dict(result_id=out[key][1], seq=i, **d)
+                for key, rec, *_ in changed for i, d in enumerate(rec["dimensions"])]
         if dims:
             insert_rows(self.s, DimensionScore.__table__, dims)
         self._queue_outbox(changed, out)

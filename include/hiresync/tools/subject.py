@@ -149,7 +149,8 @@ def find_holdings(s, settings: Settings, keys: Keyring, national_id: str) -> Hol
     result_ids = {r.id for r in h.results}
     result_keys = {(r.vendor, r.vendor_result_id) for r in h.results}
     if result_ids:
-        h.dimensions = list(s.scalars(select(DimensionScore).where(DimensionScore.result_id.in_(result_ids))))
+        h.dimensions = list(s.scalars(select(DimensionScore).where(DimensionScore.result_id.in_(result_ids))
+                                      .order_by(DimensionScore.result_id, DimensionScore.seq)))
     h.status_events = list(s.scalars(select(StatusEvent).where(or_(
         StatusEvent.result_id.in_(result_ids), StatusEvent.candidate_id.in_([cand.id] if cand else [])))))
 
@@ -329,7 +330,8 @@ def erase(settings: Settings, keys: Keyring, national_id: str, operator: str) ->
                                 and o_body["result"].get("result_key")})
 
         _delete_ids(s, StatusEvent, [e.id for e in h.status_events])
-        _delete_ids(s, DimensionScore, [d.id for d in h.dimensions])
+        for chunk in _chunks(sorted({d.result_id for d in h.dimensions})):
+            s.execute(delete(DimensionScore).where(DimensionScore.result_id.in_(chunk)))
         # Outbox: what never went out must never go now; what went out stays as a value-free record.
         unsent = [o.id for o, _ in h.outbox if o.status != "sent"]
         sent = [(o.id, o.idempotency_key) for o, _ in h.outbox if o.status == "sent"]
