@@ -5,6 +5,7 @@ half way, after an hour of end-to-end runs)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -34,6 +35,18 @@ def test_bench_script_runs_and_prints_its_figures(script):
     found = re.search(figure, out.stdout)
     assert found, out.stdout[-2000:]
     assert float(found.group(1).replace(",", "")) > 0
+
+
+def test_deliver_backlog_prints_the_deliver_steps_time_within_the_runs(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HIRESYNC_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env["HIRESYNC_VAR"] = str(tmp_path / "var")  # the script's hub, keys and EHR: not the checkout's var/
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "deliver_backlog.py"), "300"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0 < figures["deliver"] < figures["seconds"] and figures["deliver_cpu"] > 0
+    assert "relay_beside" not in figures["cpu"]  # the backlog waited for the deliver step, as the script says
 
 
 def _end_to_end(*args: str) -> str:
