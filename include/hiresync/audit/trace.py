@@ -22,11 +22,11 @@ from hiresync.errors import HireSyncError
 from hiresync.hub.models import (
     Candidate, DimensionScore, InterviewResult, MappingVersion, Outbox, Quarantine, RawPayload, RecordLineage, Run,
 )
-from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.audit.rules import FieldRule, MappingRules
 from hiresync.mapping.spec import PII_KIND
 from hiresync.privacy.pii import Keyring, mask_url, mask_value
+from hiresync.privacy.payloads import open_payload
 from hiresync.config.settings import Settings
 
 # A resident ID as masks show it (pii.mask_national_id): 6 digits, 8 stars, 4 characters.

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.hub.models import Candidate, InterviewResult, MappingVersion, RawPayload
-from hiresync.privacy.payloads import open_payload
 from hiresync.mapping.spec import MappingSpec
 from hiresync.privacy.pii import Keyring
+from hiresync.privacy.payloads import open_payload
 from hiresync.hub.bulk import one_of
 
 

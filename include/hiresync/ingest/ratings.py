@@ -26,11 +26,11 @@ from hiresync import jsonfast
 from hiresync.config.settings import Settings
 from hiresync.errors import HireSyncError
 from hiresync.hub.models import Candidate, FileDrop, PerformanceRating, Quarantine, RawPayload
-from hiresync.privacy.payloads import seal
 from hiresync.hub.store import transaction
 from hiresync.privacy.identifiers import national_id_problem, normalize_national_id
 from hiresync.privacy.keys import hub_keys
 from hiresync.privacy.pii import mask_national_id
+from hiresync.privacy.payloads import seal
 
 SOURCE = "performance"
 COLUMNS = {"resident_id": "resident_id", "candidate_key": "candidate_key", "period": "period", "rating": "rating"}

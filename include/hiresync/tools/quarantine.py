@@ -22,11 +22,11 @@ from sqlalchemy import select
 
 from hiresync import jsonfast
 from hiresync.hub.models import Quarantine, RawPayload, RecordLineage, Run
-from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.pipeline.context import RunContext
 from hiresync.config.settings import Settings
 from hiresync.config.sources import get_source
+from hiresync.privacy.payloads import open_payload
 
 
 def open_rows(settings: Settings, source: str | None = None, reason: str | None = None) -> list[Quarantine]:

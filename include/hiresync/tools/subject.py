@@ -42,12 +42,12 @@ from hiresync.hub.models import (
     AuditEvent, Candidate, CandidateVendorId, DimensionScore, IdentityReview, InboxDelivery, InterviewResult, Outbox,
     PerformanceRating, Quarantine, RawPayload, RecordLineage, Run, StatusEvent,
 )
-from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.ingest.staging import Staging
 from hiresync.privacy import identifiers
 from hiresync.privacy.keys import inbox_context
 from hiresync.privacy.pii import Keyring, mask_national_id
+from hiresync.privacy.payloads import open_payload
 
 log = logging.getLogger(__name__)
 CANDIDATE_FIELDS = ("full_name", "national_id", "mobile", "email")
