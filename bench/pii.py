@@ -8,7 +8,7 @@ Median of --repeat runs; ratios, not absolute numbers, travel between machines.
 Then what storing a whole payload costs: each simulated AIView result compressed and encrypted as
 the load stores it (zstd, level 1, against the source's dictionary, trained as the load trains it on
 the first 2,000 results' interview content: hiresync.privacy.payloads), beside the same without a
-dictionary (what a source has before its first large batch), its compression alone with zstd and
+dictionary (what a source has before its first 1,000 payloads), its compression alone with zstd and
 with zlib at level 1 (what HireSync used before), with the bytes each leaves per payload. The
 simulator's comments come from stock phrases: real payloads gain less from a dictionary.
 """

@@ -95,25 +95,27 @@ def test_the_dictionary_holds_no_candidates_identifying_values(sqlite_settings, 
     assert sample["candidate"]["name"] == "王小明" and sample["wechat"] == "wx_wang"
 
 
-def test_payloads_stored_before_the_dictionary_read_beside_those_after_it(sqlite_settings, monkeypatch):
+def test_small_syncs_train_one_once_the_hub_holds_enough_and_older_payloads_still_read(sqlite_settings, monkeypatch):
     from simulators.aiview import AIViewSimulator
 
-    with AIViewSimulator(count=40, seed=5) as sim:  # a first small sync: too few to train on
+    monkeypatch.setattr(payloads, "TRAIN_FROM", 500)
+    with AIViewSimulator(count=300, seed=5) as sim:  # a first sync: too few to train on
         connect(monkeypatch, sim)
         run_source("aiview", sqlite_settings)
     keys = Keyring.load(sqlite_settings.key_file)
     before = _stored(sqlite_settings, keys)
     assert before and not any(sealed.startswith(DICTIONARY_PREFIX) for _, sealed, _ in before)
 
-    monkeypatch.setattr(payloads, "TRAIN_FROM", TRAIN_FROM)
     with transaction(sqlite_settings.hub_url) as s:  # pull everything again, as from a new vendor account
         s.execute(delete(Watermark))
-    with AIViewSimulator(count=300, seed=6) as sim:
+    with AIViewSimulator(count=300, seed=6) as sim:  # too few as well, but with the 300 the hub holds
         connect(monkeypatch, sim)
         run_source("aiview", sqlite_settings)
+    with transaction(sqlite_settings.hub_url) as s:
+        assert s.scalar(select(PayloadDictionary.samples)) > 500
     after = _stored(sqlite_settings, keys)
     assert {r.id: p for r, _, p in after if r.id in {b.id for b, *_ in before}} == {r.id: p for r, _, p in before}
-    assert sum(sealed.startswith(DICTIONARY_PREFIX) for _, sealed, _ in after) == len(after) - len(before) > 200
+    assert sum(sealed.startswith(DICTIONARY_PREFIX) for _, sealed, _ in after) == len(after) - len(before) > 250
     # A data subject's holdings are found and read in both kinds (the search opens every payload).
     first, last = before[0], after[-1]
     assert last[1].startswith(DICTIONARY_PREFIX)

@@ -289,8 +289,8 @@ class RawPayload(Base):
 
 class PayloadDictionary(Base):
     """The zstd dictionary a source's raw payloads are compressed with (hiresync.privacy.payloads):
-    trained once, on the interview content of the source's first large batch (no value that
-    identifies a person), and kept as long as any payload needs it."""
+    trained once, on the interview content of the source's first 1,000 to 2,000 payloads (no value
+    that identifies a person), and kept as long as any payload needs it."""
 
     __tablename__ = "payload_dictionaries"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -359,8 +359,8 @@ class _Loader:
             lookup(chunk)
         fresh = [(h, key, r) for h, (key, r) in wanted.items() if h not in ids]
         if self.dictionary is None:  # until the source has one (hiresync.privacy.payloads)
-            self.dictionary = dictionary_for(self.s, source, self.ctx.run_id, [r["payload"] for _, _, r in fresh],
-                                             self.ctx.mapping.interview_content)
+            self.dictionary = dictionary_for(self.s, self.keys, source, self.ctx.run_id,
+                                             [r["payload"] for _, _, r in fresh], self.ctx.mapping.interview_content)
         new = [dict(source=source, vendor_result_id=key, payload_hash=h, run_id=self.ctx.run_id,
                     payload_enc=seal(self.keys, source, h, jsonfast.dumpb(r["payload"]), self.dictionary))
                for h, key, r in fresh]

@@ -2,9 +2,9 @@
 
 One vendor result alone compresses to about 60% with zstd: a frame finds repeats only within
 itself. Its source's other results share most of its bytes (keys, codes, labels, stock phrases),
-so once a load batch brings TRAIN_FROM new payloads of a source that has no dictionary yet, a zstd
-dictionary is trained from them (`payload_dictionaries`, committed with the batch) and the source's
-payloads are compressed against it from then on: a third of the bytes on the simulator's data (its
+so once a source that has no dictionary yet has TRAIN_FROM payloads (a load batch's new ones with
+the newest the hub holds), a zstd dictionary is trained from them (`payload_dictionaries`, committed
+with the batch) and the source's payloads are compressed against it from then on: a third of the bytes on the simulator's data (its
 comments come from stock phrases; real ones vary more), in half the time (README "Benchmarks").
 
 It is trained on the samples' interview content alone (MappingSpec.interview_content: positions,
@@ -26,16 +26,16 @@ import threading
 from typing import Callable
 
 import zstandard
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
-from hiresync.hub.models import PayloadDictionary
+from hiresync.hub.models import PayloadDictionary, RawPayload
 from hiresync.privacy.pii import DICTIONARY_PREFIX, Keyring, uncompressed
 
 log = logging.getLogger(__name__)
-TRAIN_FROM = 1_000  # new payloads in one batch; fewer train a dictionary that fits them too closely
+TRAIN_FROM = 1_000  # payloads of the source; fewer train a dictionary that fits them too closely
 SAMPLES = 2_000  # the most it is trained on: more gain little (bench: 1,000 did as well)
 DICTIONARY_BYTES = 16_384  # 8 KB did nearly as well, 32 and 64 KB no better
 
@@ -64,19 +64,21 @@ def open_payload(s: Session, keys: Keyring, source: str, payload_hash: str, toke
     return _codecs.decompressor(_dictionary(s, dict_id, source)).decompress(frame)
 
 
-def dictionary_for(s: Session, source: str, run_id: str, new_payloads: list[dict],
+def dictionary_for(s: Session, keys: Keyring, source: str, run_id: str, new_payloads: list[dict],
                    content: Callable[[dict], dict]) -> zstandard.ZstdCompressionDict | None:
     """The source's dictionary. If it has none yet and `new_payloads` (a batch's payloads the hub
-    does not hold yet) are TRAIN_FROM or more, one is trained from them, each reduced to its
-    interview `content`, and added to the session's transaction; else None (each payload is then
-    compressed alone)."""
+    does not hold yet), with the newest payloads the hub holds of the source, are TRAIN_FROM or
+    more, one is trained from them, each reduced to its interview `content`, and added to the
+    session's transaction; else None (each payload is then compressed alone). The stored ones count
+    for a source that only ever brings a few results per run: hourly syncs reach TRAIN_FROM too."""
     row = s.execute(select(PayloadDictionary.dict_id, PayloadDictionary.content)
                     .where(PayloadDictionary.source == source)).first()
     if row is not None:
         return _cached(s, row.dict_id, row.content)
-    if len(new_payloads) < TRAIN_FROM:
+    payloads = new_payloads[:SAMPLES] + _stored(s, keys, source, have=len(new_payloads))
+    if len(payloads) < TRAIN_FROM:
         return None
-    samples = [jsonfast.dumpb(content(p)) for p in new_payloads[:SAMPLES]]
+    samples = [jsonfast.dumpb(content(p)) for p in payloads]
     try:
         trained = zstandard.train_dictionary(DICTIONARY_BYTES, samples)
     except zstandard.ZstdError as exc:  # samples zstd cannot learn from: compressed alone, as before
@@ -86,6 +88,20 @@ def dictionary_for(s: Session, source: str, run_id: str, new_payloads: list[dict
                             samples=len(samples), run_id=run_id))
     s.flush()
     return _cached(s, trained.dict_id(), trained.as_bytes())
+
+
+def _stored(s: Session, keys: Keyring, source: str, have: int) -> list[dict]:
+    """The source's newest stored payloads, as many as SAMPLES leaves beside `have` new ones; none
+    if they would not reach TRAIN_FROM together (counted first, as a source with few payloads is
+    asked at every load batch until it has a dictionary)."""
+    held = RawPayload.source == source, RawPayload.payload_enc.is_not(None)
+    if have >= SAMPLES:
+        return []
+    if (s.scalar(select(func.count()).select_from(RawPayload).where(*held)) or 0) + have < TRAIN_FROM:
+        return []
+    rows = s.execute(select(RawPayload.payload_hash, RawPayload.payload_enc).where(*held)
+                     .order_by(RawPayload.id.desc()).limit(SAMPLES - have)).all()
+    return [jsonfast.loads(open_payload(s, keys, source, h, enc)) for h, enc in rows]
 
 
 # (hub, zstd dictionary id) -> dictionary. A dictionary never changes once stored.
