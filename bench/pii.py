@@ -87,7 +87,7 @@ def main() -> None:
     ways = {
         "with the dictionary, encrypted (as stored)":
             lambda b: stored(payloads_.seal(keys, "bench", "h", b, dictionary)),
-        "no dictionary, encrypted (before a large batch)":
+        "no dictionary, encrypted (before 1,000 payloads)":
             lambda b: stored(payloads_.seal(keys, "bench", "h", b, None)),
         "zstd level 1, compression alone": zstd.compress,
         "zlib level 1, compression alone (before)": lambda b: zlib.compress(b, 1),
