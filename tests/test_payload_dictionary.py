@@ -11,18 +11,18 @@ from connectors.targets.ehr_sql import ehr_interview_results
 from hiresync import jsonfast
 from hiresync.audit.trace import trace
 from hiresync.errors import HireSyncError, KeyMaterialError
-from hiresync.privacy import payloads
 from hiresync.hub.models import Candidate, Outbox, PayloadDictionary, RawPayload, Watermark
-from hiresync.privacy.payloads import open_payload
 from hiresync.hub.store import transaction
 from hiresync.mapping.spec import MappingSpec
 from hiresync.pipeline.runner import run_source
+from hiresync.privacy import payloads
 from hiresync.privacy.keys import rotate
+from hiresync.privacy.payloads import open_payload
 from hiresync.privacy.pii import DICTIONARY_PREFIX, Keyring
 from hiresync.tools.subject import find_holdings
 from tests.helpers import REPO, connect
 
-# The aiview fixture brings 300 results in one batch; production trains from 1,000 new payloads.
+# The aiview fixture brings 300 results in one batch; a source gets its dictionary at 1,000 payloads.
 TRAIN_FROM = 200
 
 
