@@ -19,7 +19,7 @@ from typing import Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hiresync.privacy import pii
+from hiresync.privacy import payloads, pii
 from hiresync.errors import KeyMaterialError
 from hiresync.hub.models import (BLIND_INDEX_SCHEME, Candidate, InboxDelivery, InterviewResult, KeyVersionCheck,
                                  Outbox, RawPayload)
@@ -41,7 +41,7 @@ class EncryptedColumn:
 
 # Every encrypted column outside `candidates` (which also carries blind indexes, handled apart).
 COLUMNS = (
-    EncryptedColumn(RawPayload, "payload_enc", lambda r: f"raw_payloads:{r.source}:{r.payload_hash}"),
+    EncryptedColumn(RawPayload, "payload_enc", lambda r: payloads.context(r.source, r.payload_hash)),
     EncryptedColumn(InterviewResult, "video_url_enc", lambda r: f"interview_results.video_url:{r.vendor}:{r.vendor_result_id}"),
     EncryptedColumn(Outbox, "payload_enc", lambda r: f"outbox:{r.target}:{r.idempotency_key}"),
     EncryptedColumn(InboxDelivery, "payload_enc", lambda r: inbox_context(r.source, r.delivery_id)),

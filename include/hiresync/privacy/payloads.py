@@ -36,8 +36,9 @@ from hiresync.privacy.pii import DICTIONARY_PREFIX, Keyring, uncompressed
 
 log = logging.getLogger(__name__)
 TRAIN_FROM = 1_000  # payloads of the source; fewer train a dictionary that fits them too closely
-# The most it is trained on, and its size: on the simulator's payloads 1,000 samples did as well as
-# 2,000, and 8 KB nearly as well as 16 KB, 32 and 64 KB no better.
+# The most it is trained on, and its size. Chosen by hand on the simulator's payloads (no script
+# keeps the comparison): 1,000 samples did as well as 2,000, 8 KB nearly as well as 16, 32 and 64 KB
+# no better.
 SAMPLES = 2_000
 DICTIONARY_BYTES = 16_384
 
@@ -58,9 +59,10 @@ def seal(keys: Keyring, source: str, payload_hash: str, payload: bytes,
 
 def open_payload(s: Session, keys: Keyring, source: str, payload_hash: str, token: str) -> bytes:
     """A stored payload's bytes (JSON), however it was compressed; `s` is a session on its hub."""
-    data = keys.decrypt_sealed(token, context(source, payload_hash))
+    where = context(source, payload_hash)
+    data = keys.decrypt_sealed(token, where)
     if not data.startswith(DICTIONARY_PREFIX):
-        return uncompressed(data, context(source, payload_hash))
+        return uncompressed(data, where)
     frame = data[len(DICTIONARY_PREFIX):]
     dict_id = zstandard.get_frame_parameters(frame).dict_id
     return _codecs.decompressor(_dictionary(s, dict_id, source)).decompress(frame)
@@ -118,8 +120,8 @@ def _cached(s: Session, dict_id: int, content: bytes) -> zstandard.ZstdCompressi
 
 
 def _dictionary(s: Session, dict_id: int, source: str) -> zstandard.ZstdCompressionDict:
-    if (_hub(s), dict_id) in _dictionaries:
-        return _dictionaries[(_hub(s), dict_id)]
+    if (known := _dictionaries.get((_hub(s), dict_id))) is not None:
+        return known
     content = s.scalar(select(PayloadDictionary.content).where(PayloadDictionary.dict_id == dict_id))
     if content is None:
         raise HireSyncError(f"a raw payload of {source!r} names compression dictionary {dict_id}, "
