@@ -521,6 +521,20 @@ def source_reset_watermark(source: str = typer.Argument(..., help="source name f
                f"{after.isoformat() if after else 'none (the next run pulls from the profile start)'}")
 
 
+@source_app.command("compact-payloads")
+@_guarded
+def source_compact_payloads(source: str = typer.Argument(..., help="source name from sources.yaml")) -> None:
+    """Compress the source's raw payloads stored before it had a compression dictionary against it."""
+    from hiresync.hub.store import engine_for
+    from hiresync.privacy.keys import hub_keys
+    from hiresync.tools.compact import compact_payloads, describe
+
+    _known_source(source, "SOURCE")
+    settings = _hub_settings()
+    result = compact_payloads(settings, hub_keys(settings), source)
+    typer.echo(describe(result, engine_for(settings.hub_url).dialect.name))
+
+
 connector_app = typer.Typer(no_args_is_help=True, help="Check a vendor connector (profile + mapping) before enabling it.")
 app.add_typer(connector_app, name="connector")
 

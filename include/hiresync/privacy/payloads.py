@@ -15,8 +15,9 @@ to take from it (a dictionary keeps strings many samples share; a comment naming
 that payload's alone).
 
 Payloads stored before, or while their source has no dictionary, are compressed alone (the
-keyring's own compression); `open_payload` reads both. A frame names its dictionary by zstd's
-dictionary id (random at training, unique in the hub).
+keyring's own compression); `open_payload` reads both, and `hiresync source compact-payloads`
+re-seals them against the dictionary (hiresync.tools.compact). A frame names its dictionary by
+zstd's dictionary id (random at training, unique in the hub).
 """
 
 from __future__ import annotations
@@ -53,8 +54,23 @@ def seal(keys: Keyring, source: str, payload_hash: str, payload: bytes,
     """A payload's stored form: against its source's dictionary when there is one."""
     if dictionary is None:
         return keys.encrypt(payload, context(source, payload_hash), compress=True)
-    return keys.encrypt(DICTIONARY_PREFIX + _codecs.compressor(dictionary).compress(payload),
-                        context(source, payload_hash))
+    return keys.encrypt(_against(dictionary, payload), context(source, payload_hash))
+
+
+def reseal(keys: Keyring, source: str, payload_hash: str, token: str,
+           dictionary: zstandard.ZstdCompressionDict) -> tuple[str, int, int] | None:
+    """A payload stored compressed alone, sealed against `dictionary` instead: (its new stored form,
+    its compressed bytes before, after). None when it is compressed against a dictionary already."""
+    where = context(source, payload_hash)
+    sealed = keys.decrypt_sealed(token, where)
+    if sealed.startswith(DICTIONARY_PREFIX):
+        return None
+    frame = _against(dictionary, uncompressed(sealed, where))
+    return keys.encrypt(frame, where), len(sealed), len(frame)
+
+
+def _against(dictionary: zstandard.ZstdCompressionDict, payload: bytes) -> bytes:
+    return DICTIONARY_PREFIX + _codecs.compressor(dictionary).compress(payload)
 
 
 def open_payload(s: Session, keys: Keyring, source: str, payload_hash: str, token: str) -> bytes:
