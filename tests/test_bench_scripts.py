@@ -89,3 +89,15 @@ def test_end_to_end_counts_a_local_postgresql_servers_cpu():
     stdout = _end_to_end("--db", "postgresql", "--pg-url", os.environ["HIRESYNC_TEST_PG_URL"])
     parts, _total, _ceiling = _cpu_figures(stdout)
     assert parts.get("database server", 0) > 0, stdout[-2000:]
+
+
+def test_compact_payloads_prints_the_compactions_rate_and_bytes(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HIRESYNC_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env["HIRESYNC_VAR"] = str(tmp_path / "var")
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "compact_payloads.py"), "1200"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["payloads"] > 1000 and figures["per_second"] > 0
+    assert figures["bytes_after"] < figures["bytes_before"]

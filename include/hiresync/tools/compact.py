@@ -10,10 +10,11 @@ written again against the dictionary. The bytes a reader gets are the same (`ope
 
 - Safe to stop and run again: a batch commits whole, and a payload already against a dictionary is
   left as it is.
-- Beside the rest of HireSync: it holds the source's sync lock (a sync of the source waits for the
-  next schedule, as it would for another run, and this stops at once if a sync holds it), and a
-  payload that retention or an erasure purged meanwhile stays purged (written only while it holds a
-  payload). A relay reading a payload meanwhile reads the old or the new form: both open.
+- Beside the rest of HireSync: it holds the source's sync lock, so it stops at once if a sync of
+  the source is running, and a sync started meanwhile stops naming it (as beside another sync: run
+  it between syncs). A payload that retention or an erasure purged meanwhile stays purged (written
+  only while it holds a payload). A relay reading a payload meanwhile reads the old or the new form:
+  both open.
 - Space: the database reuses what the payloads no longer take for new rows; only `VACUUM` (SQLite)
   or `VACUUM FULL raw_payloads` (PostgreSQL, which locks the table while it runs) gives it back to
   the disk.
@@ -101,6 +102,7 @@ def describe(result: Compaction, dialect: str) -> str:
     freed = (result.bytes_before - result.bytes_after) / 2**20
     back = {"sqlite": "VACUUM gives it back to the disk",
             "postgresql": "VACUUM FULL raw_payloads gives it back to the disk (it locks the table while it runs)"}
+    were = f"; {result.already:,} were already" if result.already else ""
     return (f"source {result.source}: {result.compacted:,} payloads compressed against its dictionary ({each}, "
-            f"{freed:,.1f} MB less); {result.already:,} were already. The database reuses the space for new rows; "
+            f"{freed:,.1f} MB less){were}. The database reuses the space for new rows; "
             + back.get(dialect, "OPTIMIZE TABLE raw_payloads gives it back to the disk") + ".")
