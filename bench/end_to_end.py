@@ -7,7 +7,7 @@ in the same invocation, two references on the same machine and database:
           database: what a loader that does no validation, mapping, encryption or lineage costs.
 Reported: medians over --repeat runs, results/s end to end and the ratio to the floor, the time in
 each stage with the CPU the pipeline's process spent in it, the CPU per result of each process (the
-pipeline, the relay beside the load, a local database server, the simulator) and the rate that CPU
+pipeline, the helpers beside the map step and the load, a local database server, the simulator) and the rate that CPU
 would allow with every core busy, peak RSS, and the hub's size on disk per result. This is a
 script, not a test: machines here are noisy, so read the ratios.
 
@@ -58,12 +58,13 @@ def worker(args) -> dict:
 
         import_gx()  # a one-off import cost, not throughput; as the pipeline imports it
 
-        stages, stages_cpu, last = {}, {}, [time.perf_counter(), _cpu_self()]
+        stages, stages_cpu, last = {}, {}, [time.perf_counter(), _cpu_self(), _cpu_children()]
+        helpers_cpu = {}  # step -> CPU of the helper processes that ended within it
 
         def on_step(name: str, _result: dict) -> None:
-            now, cpu = time.perf_counter(), _cpu_self()
-            stages[name], stages_cpu[name] = now - last[0], cpu - last[1]
-            last[:] = now, cpu
+            now, cpu, children = time.perf_counter(), _cpu_self(), _cpu_children()
+            stages[name], stages_cpu[name], helpers_cpu[name] = now - last[0], cpu - last[1], children - last[2]
+            last[:] = now, cpu, children
 
         # The relay beside the load reports its own peak RSS when it stops; while it runs, the two
         # processes' RSS is sampled together (their peaks need not fall at the same moment: the
@@ -100,12 +101,18 @@ def worker(args) -> dict:
             summary = run_source("aiview", settings, on_step=on_step)
             seconds = time.perf_counter() - started
             after = _cpu_self(), _cpu_children(), _cpu_of(simulator_pid)
-        # CPU seconds by process over the run: the relay beside the load is this process's child (it
-        # ended and was waited for, so it is counted; so would a short helper a library runs, such
-        # as `file`, counted with the pipeline when no relay started); the database server's
-        # processes (None for a remote one); the vendor simulator, on the same cores.
+        # CPU seconds by process over the run: the helpers beside the map step and beside the load are
+        # this process's children (they ended and were waited for, so they are counted, by the step
+        # they ended in; so would a short helper a library runs, such as `file`, counted with the
+        # pipeline when no helper started); the database server's processes (None for a remote
+        # one); the vendor simulator, on the same cores.
         pipeline, children, simulator = (a - b for a, b in zip(after, before))
-        cpu = {"pipeline": pipeline, "relay_beside": children} if helpers else {"pipeline": pipeline + children}
+        mapping = helpers_cpu.get("map", 0.0)  # the relay beside the load starts after the map step
+        cpu = {"pipeline": pipeline + (0.0 if helpers else children - mapping)}
+        if mapping:
+            cpu["map_beside"] = mapping
+        if helpers:
+            cpu["relay_beside"] = children - mapping
         if server.local or server.remote:  # not SQLite
             cpu["database_server"] = server.seconds
         cpu["simulator"] = simulator

@@ -9,7 +9,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "include" / "hiresync"
 
 # Bottom to top. A folder may import itself and anything earlier in this list, nothing later.
-LAYERS = ["errors", "jsonfast", "heap", "background_server", "config", "hub", "privacy", "ingest", "mapping",
+LAYERS = ["errors", "jsonfast", "heap", "helper_process", "background_server", "config", "hub", "privacy", "ingest", "mapping",
           "contract", "delivery", "load", "audit", "monitor", "report", "pipeline", "tools",
           "cli", "demo", "dev_airflow"]
 

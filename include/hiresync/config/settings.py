@@ -27,6 +27,9 @@ class Settings:
     # and a deliver step with this many rows due relays them with two (hiresync.delivery.beside);
     # 0 never starts one. Smaller runs would feel the process start.
     relay_beside_rows: int = 10_000
+    # A run with at least this many rows has part of its batches mapped by a second process while
+    # the map step maps the rest (hiresync.pipeline.map_beside); 0 never starts one.
+    map_beside_rows: int = 10_000
     # The group's time zone: what the EHR and the HR report show interview times in (beside UTC).
     timezone: str = "Asia/Shanghai"
 
@@ -52,6 +55,7 @@ class Settings:
             policy_file=Path(os.environ.get("HIRESYNC_POLICY", home / "policy.yaml")),
             batch_size=_positive_int("HIRESYNC_BATCH_SIZE", 2000),
             relay_beside_rows=_whole_number("HIRESYNC_RELAY_BESIDE_ROWS", 10_000),
+            map_beside_rows=_whole_number("HIRESYNC_MAP_BESIDE_ROWS", 10_000),
             timezone=_time_zone(os.environ.get("HIRESYNC_TIMEZONE") or "Asia/Shanghai"),
         )
 

@@ -22,12 +22,12 @@ import logging
 import re
 import resource
 import subprocess
-import sys
 from contextlib import nullcontext
-from multiprocessing.connection import Connection, Pipe
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from hiresync.config.settings import Settings
+from hiresync.helper_process import start_helper
 from hiresync.privacy.pii import Keyring
 
 log = logging.getLogger(__name__)
@@ -46,16 +46,7 @@ class RelayBeside:
         self._process = self._conn = None
 
     def __enter__(self) -> "RelayBeside":
-        # A new interpreter, not a fork: the parent holds database connections and, in Airflow, a
-        # task runner. Not multiprocessing's "spawn" either: it runs the parent's main script again
-        # in the child, and in an Airflow worker that script is `airflow` (all of Airflow imported
-        # into a process that needs none of it).
-        self._conn, theirs = Pipe()
-        self._process = subprocess.Popen([sys.executable, "-c", _START, str(theirs.fileno())],
-                                         pass_fds=[theirs.fileno()])
-        theirs.close()
-        self._conn.send([p for p in sys.path if p])  # where this process finds hiresync and its connectors
-        self._conn.send((self.settings, self.keys, self.targets))
+        self._process, self._conn = start_helper(__name__, "_serve", self.settings, self.keys, self.targets)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -84,12 +75,6 @@ def beside_when(settings: Settings, keys: Keyring, targets: list[str], rows: int
     if not threshold or rows < threshold or not targets:
         return nullcontext()
     return RelayBeside(settings, keys, targets)
-
-
-# The helper's first lines: the parent's import path first, then its work (hiresync is not
-# importable before the path is known: in Airflow it comes from the plugins and DAGs folders).
-_START = ("import sys; from multiprocessing.connection import Connection; conn = Connection(int(sys.argv[1])); "
-          "sys.path[:0] = conn.recv(); from hiresync.delivery.beside import _serve; _serve(*conn.recv(), conn)")
 
 
 def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connection) -> None:

@@ -1,7 +1,8 @@
 """Map: every payload that passed validation becomes a canonical record, or field-level problems.
 
 Batch by batch, as staged (payloads the hub already holds, staged as `known` by validate, are
-skipped): each mapped batch is staged as the mapped batch of the same position, so the load step
+skipped; in a large run a second process maps two of every three batches: pipeline/map_beside.py):
+each mapped batch is staged as the mapped batch of the same position, so the load step
 reads raw and mapped batches side by side, and goes through the canonical GX suite
 (hiresync.contract.canonical_suite) in windows of several batches. Rows the suite fails join the
 mapping problems in `map_problems.json`, which the load step quarantines. Last, the whole run is
@@ -15,8 +16,8 @@ from datetime import datetime, timezone
 
 from hiresync.contract import canonical_suite, drift
 from hiresync.contract.gx import FrameWindow, RunningSummary
-from hiresync.mapping.spec import content_hash
 from hiresync.pipeline.context import RunContext
+from hiresync.pipeline.map_beside import beside_when, helps, mapped_batch
 
 
 def map_records(ctx: RunContext) -> dict:
@@ -40,25 +41,25 @@ def map_records(ctx: RunContext) -> dict:
 
     window = FrameWindow(judge)
     presence = drift.PresenceTracker(mapping)
-    rows = mapped_total = 0
-    with ctx.staging.writer("mapped") as out:
-        for batch, known in zip(ctx.staging.read_batches("raw"), ctx.staging.read_batches("known")):
-            skip = failed | {k["row"] for k in known}  # known: loaded before, byte for byte (validate)
-            mapped: list[tuple[int, dict]] = []
-            for row, raw in enumerate(batch, start=rows):
+    rows = mapped_total = helped = 0
+    manifest = ctx.staging.read_json("manifest")
+    # A large run: a second process maps two of every three batches (hiresync.pipeline.map_beside).
+    with ctx.staging.writer("mapped") as out, beside_when(ctx.settings, ctx.staging, ctx.keys, mapping, failed,
+                                                          manifest.get("pulled") or 0) as helper:
+        for index, (batch, known) in enumerate(zip(ctx.staging.read_batches("raw"), ctx.staging.read_batches("known"))):
+            for raw in batch:
                 presence.see(raw["payload"])
-                if row in skip:
-                    continue
-                record, errs = mapping.map(raw["payload"])
-                if errs:
-                    problems[row] = [e.as_dict() for e in errs]
-                else:
-                    mapped.append((row, record))
+            done = helper.result(index) if helper is not None and helps(index) else None
+            if done is None:  # known rows: loaded before, byte for byte (validate)
+                done = mapped_batch(mapping, batch, rows, failed | {k["row"] for k in known})
+            else:
+                helped += 1
+            mapped, found, digests = done
+            problems.update(found)
             rows += len(batch)
             # Staged now, judged with the window: a row the canonical suite fails is in map_problems,
             # which the load step reads before the mapped record (and quarantines it). Each record's
             # content hash goes with it: the suite needs it here, the load's version guard there.
-            digests = [content_hash(rec) for _, rec in mapped]
             out.write([{"row": row, "record": rec, "digest": digest}  # one per raw batch: load zips them
                        for (row, rec), digest in zip(mapped, digests)])
             mapped_total += len(mapped)
@@ -70,7 +71,6 @@ def map_records(ctx: RunContext) -> dict:
     summary = validation["summary"]
     summary["mapping"] = {"rows": rows - len(failed), "failed_rows": len(problems) - len(canonical_failed)}
     summary["canonical"] = canonical_summary or {"rows": 0, "failed_rows": 0, "expectations": []}
-    manifest = ctx.staging.read_json("manifest")
     if not manifest.get("replay"):  # a replay batch is all former failures by construction
         all_problems = {int(k): v for k, v in validation["failures"].items()} | problems
         verdict = drift.judge(ctx.source, rows, all_problems, presence.absent() if rows else [], mapping)
@@ -82,4 +82,4 @@ def map_records(ctx: RunContext) -> dict:
     ctx.staging.write_json("map_problems", {str(k): v for k, v in problems.items()})
     ctx.staging.write_json("validation", validation)  # now with the mapping and canonical summaries
     return {"mapped": staged, "map_problems": len(problems), "canonical_failed": len(canonical_failed),
-            "mapping_version": mapping.version}
+            "mapping_version": mapping.version, **({"helper_batches": helped} if helped else {})}

@@ -1,0 +1,142 @@
+"""Mapping beside the map step: a second process maps some of a large run's batches while the map
+step maps the others.
+
+Validation and mapping run one after the other on one core, and the relay starts only with the
+load, so the machine's other core is idle through the map step. A mapped batch depends on its
+payloads and the spec alone (`mapped_batch`: MappingSpec.map and each record's content hash), so
+which process maps it changes nothing that is staged: the map step still stages every batch itself,
+in order, and judges them all with the canonical suite and for drift. The helper reads the run's
+staged batches itself (it has the key; nothing personal crosses the pipe but the mapped records)
+and maps those `helps` gives it, two of every three: the map step also stages and judges all of them.
+
+A helper that stops early (it died, or refused a mapping file that changed since the step read it)
+leaves its batches to the map step, which maps what the helper did not send; a step that ends early
+(a failure) tells the helper to stop, which it does after its current batch. Started only from
+`map_beside_rows` rows on (`beside_when`): the process start costs about a second.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from contextlib import nullcontext
+from pathlib import Path
+
+from hiresync.config.settings import Settings
+from hiresync.helper_process import start_helper
+from hiresync.ingest.staging import Staging
+from hiresync.mapping.spec import MappingSpec, content_hash
+from hiresync.privacy.pii import Keyring
+
+EVERY = 3  # of every EVERY batches the helper maps all but the first
+AHEAD = 2  # mapped batches held for the step at most (the helper blocks on the pipe meanwhile)
+STOP_SECONDS = 30  # the most the step waits for the helper to end after the last batch
+
+# (row, canonical record) pairs, row -> problems, and the records' content hashes
+Mapped = tuple[list[tuple[int, dict]], dict[int, list[dict]], list[str]]
+
+
+def mapped_batch(mapping: MappingSpec, batch: list[dict], start: int, skip: set[int]) -> Mapped:
+    """One staged batch mapped, its rows numbered from `start`; rows in `skip` are left out."""
+    mapped: list[tuple[int, dict]] = []
+    problems: dict[int, list[dict]] = {}
+    for row, raw in enumerate(batch, start=start):
+        if row in skip:
+            continue
+        record, errs = mapping.map(raw["payload"])
+        if errs:
+            problems[row] = [e.as_dict() for e in errs]
+        else:
+            mapped.append((row, record))
+    return mapped, problems, [content_hash(record) for _, record in mapped]
+
+
+def helps(index: int) -> bool:
+    """Whether the helper maps batch number `index`."""
+    return index % EVERY != 0
+
+
+class MapBeside:
+    """`with MapBeside(...) as helper:` around the map step's batches; `helper.result(i)` is batch i
+    as `mapped_batch` gives it, or None when the step must map it itself."""
+
+    def __init__(self, staging: Staging, keys: Keyring, mapping: MappingSpec, skip: set[int]):
+        self._args = (str(staging.dir.parent), staging.run_id, keys, staging.batch_size, mapping.file,
+                      mapping.fingerprint, sorted(skip))
+        self._results: dict[int, Mapped] = {}
+        self._ended = False
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> "MapBeside":
+        self._process, self._conn = start_helper(__name__, "_serve", *self._args)
+        self._receiver = threading.Thread(target=self._receive, name="map-beside", daemon=True)
+        self._receiver.start()
+        return self
+
+    def _receive(self) -> None:
+        """Results as the helper sends them: it works ahead while the step stages and judges."""
+        try:
+            while True:
+                with self._changed:  # no further ahead than AHEAD batches: memory stays bounded by them
+                    self._changed.wait_for(lambda: len(self._results) < AHEAD)
+                index, mapped = self._conn.recv()
+                with self._changed:
+                    self._results[index] = mapped
+                    self._changed.notify_all()
+        except (EOFError, OSError):  # it ended: done, refused the mapping, or died
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    def result(self, index: int) -> Mapped | None:
+        with self._changed:
+            self._changed.wait_for(lambda: index in self._results or self._ended)
+            found = self._results.pop(index, None)
+            self._changed.notify_all()
+            return found
+
+    def __exit__(self, *exc) -> None:
+        # Told to stop (after its current batch: it may still have some when the step failed), then
+        # its end of the pipe closes with it and the receiver sees the end; only then is ours closed.
+        try:
+            self._conn.send("stop")
+        except OSError:  # it ended already
+            pass
+        try:
+            self._process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:  # stuck: it holds nothing the run needs
+            self._process.kill()
+            self._process.wait()
+        self._receiver.join()
+        self._conn.close()
+
+
+def beside_when(settings: Settings, staging: Staging, keys: Keyring, mapping: MappingSpec, skip: set[int],
+                rows: int) -> "MapBeside | nullcontext":
+    """`with beside_when(...) as helper:` a helper for a run of `rows` rows, or nothing (None)
+    below `map_beside_rows` (0: never)."""
+    if not settings.map_beside_rows or rows < settings.map_beside_rows:
+        return nullcontext()
+    return MapBeside(staging, keys, mapping, skip)
+
+
+def _serve(staging_root: str, run_id: str, keys: Keyring, batch_size: int, mapping_file: str, fingerprint: str,
+           skip: list[int], conn) -> None:
+    """The helper: maps its batches in order and sends each, until done or the step closes the pipe."""
+    from hiresync.heap import freeze_imports
+
+    mapping = MappingSpec.load(Path(mapping_file))
+    if mapping.fingerprint != fingerprint:  # the file changed since the step read it: the step maps all
+        return
+    freeze_imports()
+    staging = Staging(Path(staging_root), run_id, keys, batch_size)
+    failed, rows = set(skip), 0
+    for index, (batch, known) in enumerate(zip(staging.read_batches("raw"), staging.read_batches("known"))):
+        if conn.poll():  # the step said stop (it has every batch, or failed), or is gone
+            return
+        if helps(index):
+            try:
+                conn.send((index, mapped_batch(mapping, batch, rows, failed | {k["row"] for k in known})))
+            except OSError:
+                return
+        rows += len(batch)
