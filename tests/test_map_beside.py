@@ -74,3 +74,36 @@ def test_a_large_run_with_both_helpers_loads_what_it_pulled_exactly_once(sqlite_
         held = s.scalars(select(Quarantine.vendor_result_id)).all()
     assert len(loaded) == len(set(loaded)) == counts["inserted"] and len(held) == counts["quarantined"] > 0
 
+
+
+def test_a_map_step_that_fails_midway_stops_its_helper_at_once(sqlite_settings, aiview, monkeypatch):
+    """The step fails while the helper has batches waiting for it (and more on the way): the failure
+    comes out at once, and the helper is gone."""
+    import time
+
+    import psutil
+    import pytest
+
+    from hiresync.contract import canonical_suite
+
+    monkeypatch.setenv("HIRESYNC_BATCH_SIZE", str(BATCH))
+    settings = dataclasses.replace(sqlite_settings, batch_size=BATCH, map_beside_rows=100, relay_beside_rows=0)
+    ctx = RunContext.open("aiview", "aiview__cli__fails", settings)
+    extract(ctx)
+    validate(ctx)
+    real, seen = canonical_suite.frame_columns, []
+
+    def fails_at_the_second_batch(*args):
+        seen.append(1)
+        if len(seen) == 2:
+            time.sleep(1)  # the helper maps ahead meanwhile and fills what the step may hold
+            raise RuntimeError("the canonical suite failed")
+        return real(*args)
+
+    monkeypatch.setattr(canonical_suite, "frame_columns", fails_at_the_second_batch)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="canonical suite failed"):
+        map_records(ctx)
+    assert time.monotonic() - started < map_beside.STOP_SECONDS  # not waited out, nor stuck
+    assert not [p for p in psutil.Process().children(recursive=True)
+                if "map_beside" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE]

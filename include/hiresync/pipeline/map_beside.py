@@ -64,7 +64,7 @@ class MapBeside:
         self._args = (str(staging.dir.parent), staging.run_id, keys, staging.batch_size, mapping.file,
                       mapping.fingerprint, sorted(skip))
         self._results: dict[int, Mapped] = {}
-        self._ended = False
+        self._ended = self._closing = False
         self._changed = threading.Condition()
 
     def __enter__(self) -> "MapBeside":
@@ -78,10 +78,11 @@ class MapBeside:
         try:
             while True:
                 with self._changed:  # no further ahead than AHEAD batches: memory stays bounded by them
-                    self._changed.wait_for(lambda: len(self._results) < AHEAD)
+                    self._changed.wait_for(lambda: len(self._results) < AHEAD or self._closing)
                 index, mapped = self._conn.recv()
                 with self._changed:
-                    self._results[index] = mapped
+                    if not self._closing:  # else dropped: read only so that the helper can go on to stop
+                        self._results[index] = mapped
                     self._changed.notify_all()
         except (EOFError, OSError):  # it ended: done, refused the mapping, or died
             with self._changed:
@@ -98,6 +99,11 @@ class MapBeside:
     def __exit__(self, *exc) -> None:
         # Told to stop (after its current batch: it may still have some when the step failed), then
         # its end of the pipe closes with it and the receiver sees the end; only then is ours closed.
+        # Meanwhile the receiver reads what it still sends: a helper blocked on a full pipe while the
+        # receiver waited for the step to take its results would never stop.
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
         try:
             self._conn.send("stop")
         except OSError:  # it ended already
