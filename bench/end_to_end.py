@@ -7,9 +7,9 @@ in the same invocation, two references on the same machine and database:
           database: what a loader that does no validation, mapping, encryption or lineage costs.
 Reported: medians over --repeat runs, results/s end to end and the ratio to the floor, the time in
 each stage with the CPU the pipeline's process spent in it, the CPU per result of each process (the
-pipeline, the helpers beside the map step and the load, a local database server, the simulator) and the rate that CPU
-would allow with every core busy, peak RSS, and the hub's size on disk per result. This is a
-script, not a test: machines here are noisy, so read the ratios.
+pipeline, the helpers beside the map step and the load, a local database server, the simulator)
+and the rate that CPU would allow with every core busy, peak RSS, and the hub's size on disk per
+result. This is a script, not a test: machines here are noisy, so read the ratios.
 
     make bench                                   # 100,000 results, SQLite + PostgreSQL if reachable
     make bench BENCH_ARGS="--count 20000 --repeat 3 --db sqlite"
