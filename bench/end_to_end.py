@@ -1,10 +1,14 @@
 """End-to-end throughput: simulator -> extract -> validate -> map -> load -> deliver, per hub database.
 
 Each measured run is a fresh process (so peak memory is that run's own) on a fresh hub. Beside it,
-in the same invocation, two references on the same machine and database:
+in the same invocation, three references on the same machine and database:
   pull    merely pulling and parsing the same pages from the simulator;
   floor   pull + parse + ONE bulk insert of the same rows (payload as JSON text) into the same
-          database: what a loader that does no validation, mapping, encryption or lineage costs.
+          database: what a loader that does no validation, mapping, encryption or lineage costs;
+  rows alone   after each pipeline run, every row it left in the hub and the EHR (about 17 per
+          result) written again into empty databases of the same schema by the database alone (no
+          client work), plus pull + parse: what keeping HireSync's data costs before any of the
+          work that produces it, a bound for any engine that keeps those rows.
 Reported: medians over --repeat runs, results/s end to end and the ratio to the floor, the time in
 each stage with the CPU the pipeline's process spent in it, the CPU per result of each process (the
 pipeline, the helpers beside the map step and the load, a local database server, the simulator)
@@ -39,6 +43,8 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def worker(args) -> dict:
     """One measured run in this process; prints a JSON line. The simulator runs in a process of its
     own, so the peak memory measured here is the pipeline's alone."""
+    if args.mode == "rows":  # in the finished run's HIRESYNC_VAR / hub, after it
+        return _rows_alone()
     with _simulator(args.count) as (url, client_id, secret, versions, simulator_pid):
         os.environ["AIRFLOW_CONN_HIRESYNC_AIVIEW"] = json.dumps(
             {"conn_type": "http", "host": url, "login": client_id, "password": secret})
@@ -118,7 +124,94 @@ def worker(args) -> dict:
         cpu["simulator"] = simulator
         return {"seconds": seconds, "stages": stages, "stages_cpu": stages_cpu, "cpu": cpu, "pulled": summary["pulled"],
                 "quarantined": summary["quarantined"], "results": summary["inserted"],
-                "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0], "together_rss_mb": together_mb[0]}
+                "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0], "together_rss_mb": together_mb[0],
+                "rows_alone": _rows_alone_of_this_run()}
+
+
+def _rows_alone_of_this_run() -> dict:
+    """Times inserting the rows this run left in the hub and the EHR, in a process of its own (the rows
+    held in memory must not count in this run's peak)."""
+    out = subprocess.run([sys.executable, __file__, "--worker", "--mode", "rows"], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the rows-alone measurement failed:\n{out.stderr[-2000:]}")
+    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"seconds": measured["seconds"], "rows": measured["rows"]}
+
+
+def _rows_alone() -> dict:
+    """Every row a pipeline run left in the hub and in the EHR, written again into empty databases of
+    the same schema (indexes, keys, foreign keys) as the database stores them, with no client work:
+    on SQLite the stored values as sqlite3 reads them, one executemany per table; on PostgreSQL each
+    table's binary COPY from the run's database, loaded with one COPY. A table per transaction,
+    commit included; reading the rows is not timed. What the data HireSync keeps (payloads, results,
+    dimensions, identities, lineage, outbox, events; the EHR's copy) costs the database to write,
+    before any of the work that produces it: a lower bound for any engine that keeps these rows,
+    where the floor writes one row per result."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from connectors.targets.ehr_sql import metadata as ehr_metadata
+    from hiresync.config.settings import Settings
+    from hiresync.hub.models import Base
+    from hiresync.hub.store import engine_for, migrate
+
+    settings = Settings.from_env()
+    seconds, rows = 0.0, 0
+    for url, metadata in ((settings.hub_url, Base.metadata), (settings.ehr_url, ehr_metadata)):
+        parsed = make_url(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        if sqlite:
+            copy, drop = parsed.set(database=str(Path(parsed.database).with_suffix(".rows.db"))).render_as_string(False), None
+        else:  # a database beside the run's, on the same server
+            admin = create_engine(url, isolation_level="AUTOCOMMIT")
+            name = f"{parsed.database}_rows"
+            with admin.connect() as conn:
+                conn.execute(text(f"CREATE DATABASE {name}"))
+            copy = parsed.set(database=name).render_as_string(False)
+
+            def drop(admin=admin, name=name):
+                engine_for(copy).dispose()
+                with admin.connect() as conn:
+                    conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        try:
+            if metadata is Base.metadata:
+                migrate(copy)  # the hub's schema exactly as its migrations build it
+            else:
+                metadata.create_all(engine_for(copy))
+            source, target = engine_for(url).raw_connection(), engine_for(copy).raw_connection()
+            try:
+                for table in metadata.sorted_tables:  # parents before children (foreign keys)
+                    columns = ", ".join(f'"{c.name}"' for c in table.columns)
+                    into = f'"{table.name}" ({columns})'
+                    cur = target.cursor()
+                    cur.execute(f'SELECT count(*) FROM "{table.name}"')
+                    if cur.fetchone()[0]:
+                        continue  # seeded by the migrations
+                    if sqlite:
+                        data = source.cursor().execute(f"SELECT {columns} FROM \"{table.name}\"").fetchall()
+                        started = time.perf_counter()
+                        cur.executemany(f"INSERT INTO {into} VALUES ({', '.join('?' * len(table.columns))})", data)
+                        target.commit()
+                        n = len(data)
+                    else:
+                        with source.cursor().copy(f"COPY (SELECT {columns} FROM \"{table.name}\") TO STDOUT (FORMAT binary)") as out:
+                            data = b"".join(bytes(chunk) for chunk in out)
+                        started = time.perf_counter()
+                        with cur.copy(f"COPY {into} FROM STDIN (FORMAT binary)") as into_copy:
+                            into_copy.write(data)
+                        target.commit()
+                        cur.execute(f'SELECT count(*) FROM "{table.name}"')
+                        n = cur.fetchone()[0]
+                    seconds += time.perf_counter() - started
+                    rows += n
+                    del data
+            finally:
+                source.close()
+                target.close()
+        finally:
+            if drop:
+                drop()
+    return {"seconds": seconds, "rows": rows}
 
 
 def _cpu_self() -> float:
@@ -376,6 +469,12 @@ def main() -> None:
         print(f"  floor (pull + parse + one bulk insert)  {floor_rate:>9,.0f} results/s  ({floor_s:.1f} s)")
         print(f"  HireSync end to end                     {rate:>9,.0f} results/s  ({seconds:.1f} s for "
               f"{runs[0]['pulled']:,} pulled, {runs[0]['quarantined']:,} quarantined)  = {rate / floor_rate:.2f} x floor")
+        rows_s = statistics.median(r["rows_alone"]["seconds"] for r in runs)
+        bound = runs[0]["pulled"] / (pull_s + rows_s)
+        print(f"  the rows alone (pull + parse, then      {bound:>9,.0f} results/s  ({pull_s:.1f} + {rows_s:.1f} s: the "
+              f"{runs[0]['rows_alone']['rows']:,} rows the run left in the hub and the EHR,")
+        print(f"    written again by the database alone: no other work; a bound for any engine keeping them)"
+              f"  = {bound / floor_rate:.2f} x floor")
         print(f"    {'stage':<9} {'wall':>9}  {'results/s':>10}  {'share':>5}  {'CPU of the pipeline':>20}")
         for stage in runs[0]["stages"]:
             s = statistics.median(r["stages"][stage] for r in runs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -101,3 +102,26 @@ def test_compact_payloads_prints_the_compactions_rate_and_bytes(tmp_path):
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["payloads"] > 1000 and figures["per_second"] > 0
     assert figures["bytes_after"] < figures["bytes_before"]
+
+
+def test_the_rows_alone_are_every_row_the_run_left_written_again(tmp_path):
+    """The bound `make bench` prints beside the floor: after a pipeline run, every row it left in the
+    hub and the EHR goes into empty databases of the same schema; the copies hold the same rows."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HIRESYNC_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "include"), str(REPO), os.environ.get("PYTHONPATH")]))
+    env["HIRESYNC_VAR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "end_to_end.py"), "--worker", "--mode", "pipeline",
+                          "--count", "300"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    total = 0
+    for name in ("hub", "ehr"):
+        with sqlite3.connect(tmp_path / f"{name}.db") as run, sqlite3.connect(tmp_path / f"{name}.rows.db") as again:
+            tables = [t for (t,) in run.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                      if t != "alembic_version"]  # the migrations write it in both
+            for table in tables:
+                rows = sorted(run.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr)
+                assert rows == sorted(again.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr), table
+                total += len(rows)
+    assert total > 10 * figures["results"]  # results, dimensions, lineage, outbox, the EHR's copy...
+    assert figures["rows_alone"]["rows"] == total and figures["rows_alone"]["seconds"] > 0
