@@ -82,7 +82,7 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
     stop or the load's process is gone (poll() is true for a message and for a closed pipe)."""
     from hiresync.errors import HireSyncError
     from hiresync.delivery.outbox import relay, route_to
-    from hiresync.heap import freeze_imports
+    from hiresync.heap import freeze_imports, give_back_free_memory
 
     freeze_imports()  # everything imported lives as long as this helper (hiresync/heap.py)
     delivered = {t: 0 for t in targets}
@@ -108,6 +108,7 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
                 continue
             delivered[target] += n
             moved += n
+            give_back_free_memory()  # its rows are sent: this helper's RSS adds to the load's
         if len(errors) == len(targets):
             break
         if not moved:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
+from hiresync.heap import give_back_free_memory
 from hiresync.hub.bulk import insert_rows, one_of
 from hiresync.hub.store import engine_for, keep_wal_small
 from hiresync.load.identity import Conflict, IdentityResolver
@@ -93,6 +94,7 @@ def load(ctx: RunContext) -> dict:
                     "batches": number + 1, "rows": offset, "tally": dict(tally)}))
                 s.commit()
                 keep_wal_small(s.get_bind())  # SQLite: between batches, while no write is open
+                give_back_free_memory()  # the batch's buffers: the relay beside the load adds to this RSS
             except HireSyncError:  # ours already names the run and the row
                 raise
             except Exception as exc:  # a database error: the run fails naming the batch; what committed stays

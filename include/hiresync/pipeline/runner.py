@@ -7,7 +7,7 @@ from typing import Callable
 
 from hiresync.contract.data_docs import build_data_docs, build_data_docs_quietly
 from hiresync.contract.drift import ensure_not_frozen
-from hiresync.heap import frozen_heap
+from hiresync.heap import frozen_heap, give_back_free_memory
 from hiresync.hub.models import Run
 from hiresync.monitor.progress import LogReporter, Reporter, quiet_libraries
 from hiresync.pipeline import lock
@@ -59,6 +59,7 @@ def timed(ctx: RunContext, name: str, step: Callable[[RunContext], dict]) -> dic
     started = time.monotonic()
     ctx.reporter.start(name, ctx.source.name)
     result = step(ctx)
+    give_back_free_memory()  # its batches are freed: the next step does not start at this one's peak
     ctx.reporter.finish(name, ctx.source.name, result, time.monotonic() - started)
     return result
 
