@@ -124,4 +124,5 @@ def test_the_rows_alone_are_every_row_the_run_left_written_again(tmp_path):
                 assert rows == sorted(again.execute(f'SELECT * FROM "{table}"').fetchall(), key=repr), table
                 total += len(rows)
     assert total > 10 * figures["results"]  # results, dimensions, lineage, outbox, the EHR's copy...
-    assert figures["rows_alone"]["rows"] == total and figures["rows_alone"]["seconds"] > 0
+    assert figures["rows_alone"]["rows"] == total
+    assert figures["rows_alone"]["seconds"] > figures["rows_alone"]["hub_seconds"] > 0
