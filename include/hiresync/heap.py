@@ -1,17 +1,21 @@
-"""The objects a run starts with, kept out of Python's cyclic garbage collector while it runs.
+"""The objects a run starts with, kept out of Python's cyclic garbage collector while it runs;
+memory freed between steps, handed back.
 
 A pipeline process holds a few hundred thousand objects before it touches a record: the modules of
 Airflow, SQLAlchemy, pandas and Great Expectations. A run allocates millions more (each batch's
 parsed payloads, GX's frames), and every few hundred thousand allocations the collector walks the
 whole heap, those modules included. With them frozen (`gc.freeze()`: objects the collector no
 longer examines; reference counting still frees them) a 20,000-result run is about a tenth faster
-(README "Benchmarks" says how that was measured). The heap is unfrozen when the run ends, so a
+(docs/benchmarks.md says how that was measured). The heap is unfrozen when the run ends, so a
 long-lived process (a test session, a worker) keeps nothing frozen, and any garbage frozen with the
 rest is collected then. No collection
 before the freeze: with Airflow loaded one takes about 0.3 s, which every task of a small run would
 pay (`bench/dag_tasks.py`). What a process imports in the middle of a run (Great
 Expectations, at a run's first validation) or keeps for all its life (the relay beside the load)
 joins them with `freeze_imports()`.
+
+And memory a step has freed, handed back to the system (`give_back_free_memory`), so that a step's
+high-water mark does not stay with the process through the steps after it.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
                     routes[target] = route_to(settings, target)
                 # Claims the size of a load batch: on SQLite each claim and each record of outcomes
                 # waits for the batch the load is writing, and smaller claims fell behind the load
-                # (README "Benchmarks"); the relay sends each claim in parts, so memory stays small.
+                # (docs/benchmarks.md); the relay sends each claim in parts, so memory stays small.
                 n = relay(settings, keys, target, batch_size=settings.batch_size, stop=stopped, route=routes[target])
             except HireSyncError as exc:  # the deliver step meets the target again and decides
                 errors[target] = str(exc)

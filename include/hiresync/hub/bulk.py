@@ -4,8 +4,8 @@ with its own values, and lookups of many keys.
 psycopg sends an executemany as one INSERT per row (pipelined, but still a parse, bind and
 execute per row on the server); COPY streams the rows in one statement, several times faster for
 the load's batches of a few thousand rows. It streams them in COPY's binary format, so neither
-side spells out a kilobyte of ciphertext in hex or parses a timestamp from text (README
-"Benchmarks"). SQLite's and PyMySQL's executemany are fast already (PyMySQL folds the rows into
+side spells out a kilobyte of ciphertext in hex or parses a timestamp from text (docs/benchmarks.md).
+SQLite's and PyMySQL's executemany are fast already (PyMySQL folds the rows into
 multi-row INSERTs), but SQLAlchemy's own executemany builds a parameter dict per row through its
 compiler, which cost more than the insert itself; here the rows go to the driver as tuples. Both
 paths bypass SQLAlchemy's statement compilation, so this module applies what SQLAlchemy would have:

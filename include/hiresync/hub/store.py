@@ -101,7 +101,7 @@ def reclaim_dead_rows(engine: Engine, table: str) -> None:
 
     An update leaves the row's old version behind until vacuum, and autovacuum looks at a table about
     once a minute: the relay updates every outbox row twice (its lease, then its outcome), so during a
-    large run the outbox held three versions of each row, and kept their space (README "Benchmarks")."""
+    large run the outbox held three versions of each row, and kept their space (docs/benchmarks.md)."""
     if engine.dialect.name != "postgresql":
         return
     try:

@@ -138,8 +138,8 @@ _LOADED_TABLES = ("raw_payloads, interview_results, dimension_scores, candidates
 def _analyze(ctx: RunContext) -> None:
     """PostgreSQL plans from table statistics that autovacuum refreshes only later: after a large
     load, a fresh hub would otherwise plan the next run's lookups as full scans. Sampled as the
-    load's own refreshes are (_Statistics.TARGET), a tenth of the default's time (README
-    "Benchmarks"); autovacuum takes the default sample later, for everything else that reads the hub."""
+    load's own refreshes are (_Statistics.TARGET), a tenth of the default's time (docs/benchmarks.md);
+    autovacuum takes the default sample later, for everything else that reads the hub."""
     engine = engine_for(ctx.settings.hub_url)
     if engine.dialect.name != "postgresql":
         return
@@ -158,7 +158,7 @@ class _Statistics:
     the statistics' row counts by a table's current size, so they need not be fresher than that).
     Without them, a first big load into a fresh hub plans every batch's key lookups as scans of all
     the rows loaded before (the planner believes the tables are tiny), and the load slows
-    quadratically (README "Benchmarks": PostgreSQL went from 174 to 615 results/s with this and
+    quadratically (docs/benchmarks.md: PostgreSQL went from 174 to 615 results/s with this and
     COPY). ANALYZE in a transaction counts the transaction's own new rows. It holds each table's
     statistics lock until this transaction ends, and so may another run's load, a relay vacuuming
     the outbox or autovacuum: a table whose lock is taken is skipped (SKIP_LOCKED; it keeps its

@@ -6,7 +6,7 @@ so once a source that has no dictionary yet has TRAIN_FROM payloads (a load batc
 the newest the hub holds), a zstd dictionary is trained from them (`payload_dictionaries`, committed
 with the batch) and the source's payloads are compressed against it from then on: a third of the
 bytes on the simulator's data (its comments come from stock phrases; real ones vary more), in half
-the time (README "Benchmarks").
+the time (docs/benchmarks.md).
 
 It is trained on the samples' interview content alone (MappingSpec.interview_content: positions,
 times, scores, statuses, comments, dimensions; the candidate's values, the interviewer, the links

@@ -3,7 +3,7 @@
 A ciphertext is random bytes: no query filters or joins on it, and no histogram or list of common
 values can say anything about it. Yet sampling them (a raw payload is about a kilobyte) was about a
 third of each ANALYZE of the tables the load writes, which the load runs during and after every
-large run (hiresync.pipeline.load) and autovacuum runs again later (README "Benchmarks").
+large run (hiresync.pipeline.load) and autovacuum runs again later (docs/benchmarks.md).
 MySQL/MariaDB and SQLite have no per-column setting of this kind.
 
 Revision ID: 0020

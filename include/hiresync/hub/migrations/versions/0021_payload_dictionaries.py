@@ -2,8 +2,8 @@
 
 One vendor result alone compresses to about 60% with zstd: the frame has only itself to find
 repeats in. Its source's other results share most of its bytes (keys, codes, labels, much of the
-wording), and a dictionary trained on them lets each result refer to those instead (README
-"Benchmarks": the raw payloads, the hub's largest table, shrink by more than half on the
+wording), and a dictionary trained on them lets each result refer to those instead (docs/benchmarks.md:
+the raw payloads, the hub's largest table, shrink by more than half on the
 simulator's data).
 Payloads stored before keep their own compression; both read (hiresync.privacy.payloads).
 

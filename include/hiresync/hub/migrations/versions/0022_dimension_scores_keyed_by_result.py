@@ -3,7 +3,7 @@
 Every read and delete of dimension rows is by result: the surrogate id's primary-key index served
 none of them, beside the index on result_id that served all. One index (result_id, seq) now does,
 and a result's dimensions keep the vendor's order by `seq` rather than by insert order. About 90
-bytes per stored result on PostgreSQL (README "Benchmarks"). Rebuilt as a new table and renamed:
+bytes per stored result on PostgreSQL (docs/benchmarks.md). Rebuilt as a new table and renamed:
 the same statements on PostgreSQL, MySQL/MariaDB and SQLite, existing rows numbered in id order.
 
 Revision ID: 0022
