@@ -173,6 +173,7 @@ def _rows_alone() -> dict:
                 engine_for(copy).dispose()
                 with admin.connect() as conn:
                     conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                admin.dispose()
         try:
             if metadata is Base.metadata:
                 migrate(copy)  # the hub's schema exactly as its migrations build it

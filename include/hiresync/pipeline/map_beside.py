@@ -9,12 +9,12 @@ in order, and judges them all with the canonical suite and for drift. The helper
 staged batches itself (it has the key; nothing personal crosses the pipe but the mapped records)
 and maps those `helps` gives it, two of every three: the map step also stages and judges all of them.
 
-What waits for the step is each batch's bytes, as the helper sent them (from the helper the step
-started: unpickling them trusts no one else); the step builds its records when it takes the batch.
-Records built in the receiving thread, ahead of the step and among its own allocations, left the
-process about 30 MB larger after the map step (283 against 252 MB at 40,000 results), and so
-through the load, beside its relay; with bytes waiting and the heap trimmed after each step
-(hiresync/heap.py), 250 MB.
+What waits for the step is each batch's bytes, as the helper sent them (only the helper this step
+started writes to the pipe, so unpickling them trusts no one else); the step builds its records
+when it takes the batch. Records built in the receiving thread, ahead of the step and among its own
+allocations, left the process about 30 MB larger after the map step (283 against 252 MB at 40,000
+results), and so through the load, beside its relay; with bytes waiting and the heap trimmed after
+each step (hiresync/heap.py), 250 MB.
 
 A helper that stops early (it died, or refused a mapping file that changed since the step read it)
 leaves its batches to the map step, which maps what the helper did not send; a step that ends early
