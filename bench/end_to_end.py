@@ -66,10 +66,12 @@ def worker(args) -> dict:
 
         stages, stages_cpu, last = {}, {}, [time.perf_counter(), _cpu_self(), _cpu_children()]
         helpers_cpu = {}  # step -> CPU of the helper processes that ended within it
+        rss_after = {}  # step -> this process's RSS once the step ended (what the next one starts with)
 
         def on_step(name: str, _result: dict) -> None:
             now, cpu, children = time.perf_counter(), _cpu_self(), _cpu_children()
             stages[name], stages_cpu[name], helpers_cpu[name] = now - last[0], cpu - last[1], children - last[2]
+            rss_after[name] = _rss_mb("self")
             last[:] = now, cpu, children
 
         # The relay beside the load reports its own peak RSS when it stops; while it runs, the two
@@ -125,7 +127,7 @@ def worker(args) -> dict:
         return {"seconds": seconds, "stages": stages, "stages_cpu": stages_cpu, "cpu": cpu, "pulled": summary["pulled"],
                 "quarantined": summary["quarantined"], "results": summary["inserted"],
                 "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0], "together_rss_mb": together_mb[0],
-                "rows_alone": _rows_alone_of_this_run()}
+                "rss_after_step_mb": rss_after, "rows_alone": _rows_alone_of_this_run()}
 
 
 def _rows_alone_of_this_run() -> dict:

@@ -8,8 +8,6 @@ import re
 import weakref
 from pathlib import Path
 
-import pytest
-
 from hiresync.heap import frozen_heap, give_back_free_memory
 from hiresync.pipeline import runner
 
@@ -50,7 +48,6 @@ def _rss_mb() -> float:
     return int(re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())[1]) / 1024
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_memory_freed_between_steps_goes_back_to_the_system():
     """Payload-sized blocks (the C heap's, not Python's small-object arenas) freed among blocks still
     in use stay in the process until it is trimmed: what a step's high-water mark left behind."""

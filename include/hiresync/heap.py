@@ -51,8 +51,7 @@ def give_back_free_memory() -> None:
     reuse, in the main heap and in each thread's arena (the map helper's receiver, the relay's),
     returning it only from the top of the heap. Between steps and between the load's batches,
     when the batch before is freed, this keeps a process from carrying a step's high-water mark
-    into the next one (the load's RSS is what the relay beside it adds to). Well under a
-    millisecond a call here (docs/benchmarks.md)."""
+    into the next one (the load's RSS is what the relay beside it adds to)."""
     trim = _malloc_trim()
     if trim is not None:
         trim(0)

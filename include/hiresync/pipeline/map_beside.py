@@ -12,9 +12,10 @@ and maps those `helps` gives it, two of every three: the map step also stages an
 What waits for the step is each batch's bytes, as the helper sent them (only the helper this step
 started writes to the pipe, so unpickling them trusts no one else); the step builds its records
 when it takes the batch. Records built in the receiving thread, ahead of the step and among its own
-allocations, left the process about 30 MB larger after the map step (283 against 252 MB at 40,000
-results), and so through the load, beside its relay; with bytes waiting and the heap trimmed after
-each step (hiresync/heap.py), 250 MB.
+allocations, kept the process larger through the load, beside its relay (at 100,000 results its
+peak was 302 MB against 279 without the helper); with bytes waiting and the heap trimmed after each
+step (hiresync/heap.py), 277 MB (docs/benchmarks.md; `bench/end_to_end.py --worker` prints the
+process's RSS after each step).
 
 A helper that stops early (it died, or refused a mapping file that changed since the step read it)
 leaves its batches to the map step, which maps what the helper did not send; a step that ends early
