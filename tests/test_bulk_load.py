@@ -189,3 +189,43 @@ def test_update_rows_gives_each_row_its_own_values(hub_url):
         ("sent", "aiview:AV-1", None, 1, None), ("dead", "old", "HTTP 422: 缺少字段", 2, None),
         ("pending", "old", "超时", 3, None), ("pending", "old", None, 3, "relay")]
     assert got["k0"].sent_at == when and got["k1"].sent_at is None
+
+
+def test_lookup_returns_what_a_select_returns(hub_url):
+    """hiresync.hub.bulk.lookup: plain SQL to the driver (`= ANY(array)` on PostgreSQL, IN elsewhere)
+    with the columns' conversions applied by hand. The same tuples as SQLAlchemy's select, for digests
+    (bytes in the database, hex in Python), ciphertexts, aware timestamps, Chinese text, an equality
+    filter, integer keys, a set of keys, unknown keys and no keys."""
+    from hiresync.hub.bulk import lookup
+
+    with Session(engine_for(hub_url)) as s, s.begin():
+        insert_rows(s, Candidate.__table__, [_candidate(i) | {"full_name_masked": f"王{i}"} for i in range(1200)])
+    columns = (Candidate.id, Candidate.candidate_key, Candidate.national_id_bidx, Candidate.full_name_enc,
+               Candidate.full_name_masked, Candidate.created_at, Candidate.key_version)
+    wanted = {digest(f"id-{i}") for i in range(0, 1200, 3)} | {digest("no such index")}
+    with transaction(hub_url) as s:
+        expected = sorted(tuple(r) for r in s.execute(select(*columns).where(Candidate.national_id_bidx.in_(wanted))))
+        got = sorted(lookup(s, columns, Candidate.national_id_bidx, wanted))
+        assert len(got) == 400 and got == expected
+        assert {r[2] for r in got} == wanted - {digest("no such index")}  # hex again, as the keys were given
+        assert got[0][5].tzinfo is not None and got[0][3].startswith("v1:")
+        ids = [r[0] for r in got[:5]]
+        assert sorted(lookup(s, (Candidate.candidate_key,), Candidate.id, ids, key_version=1)) == sorted(
+            (r[1],) for r in got[:5])
+        assert lookup(s, (Candidate.candidate_key,), Candidate.id, ids, key_version=2) == []
+        assert lookup(s, (Candidate.candidate_key,), Candidate.__table__.c.full_name_masked, ["王3"]) == [("ck-3",)]
+        assert lookup(s, (Candidate.id,), Candidate.id, []) == []
+
+
+def test_rows_inserted_together_share_the_defaults_of_their_statement(hub_url):
+    """A column the rows leave out is filled once per statement (created_at: the moment the batch was
+    written), not recomputed per row; a row that gives the column keeps its own value."""
+    own = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    with Session(engine_for(hub_url)) as s, s.begin():
+        insert_rows(s, Candidate.__table__, [_candidate(i) for i in range(300)])
+        insert_rows(s, Candidate.__table__, [_candidate(300) | {"created_at": own}])
+    with transaction(hub_url) as s:
+        moments = s.execute(select(Candidate.candidate_key, Candidate.created_at, Candidate.updated_at)).all()
+    together = {(c, u) for k, c, u in moments if k != "ck-300"}
+    assert len(together) == 1 and next(iter(together))[0] > own
+    assert [c for k, c, _ in moments if k == "ck-300"] == [own]

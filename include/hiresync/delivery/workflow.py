@@ -34,7 +34,7 @@ from connectors.targets.shape import Shape
 from hiresync import jsonfast
 from hiresync.config.files import load_yaml_checked
 from hiresync.errors import ConfigError, HireSyncError
-from hiresync.hub.bulk import insert_rows, one_of
+from hiresync.hub.bulk import insert_rows, lookup, one_of
 from hiresync.hub.models import InterviewResult, StatusEvent
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring
@@ -200,9 +200,9 @@ def queue_events(s: Session, settings: Settings, keys: Keyring, source_targets: 
         return 0
     known = set()
     for target in {r["target"] for r in rows}:  # (target, key): uq_outbox_idempotency's order
-        known.update((target, k) for k in s.scalars(select(Outbox.idempotency_key).where(
-            Outbox.target == target, one_of(Outbox.idempotency_key, [r["idempotency_key"] for r in rows
-                                                                     if r["target"] == target]))))
+        known.update((target, k) for (k,) in lookup(s, (Outbox.idempotency_key,), Outbox.idempotency_key,
+                                                    [r["idempotency_key"] for r in rows if r["target"] == target],
+                                                    target=target))
     rows = [r for r in rows if (r["target"], r["idempotency_key"]) not in known]
     insert_rows(s, Outbox.__table__, rows)
     return len(rows)
@@ -215,8 +215,7 @@ def _record_ai_passed(s: Session, passed: list[Change]) -> None:
     now = datetime.now(timezone.utc)
     ext = {hashlib.sha256(f"ai_passed|{c.payload['result']['result_key']}|{c.content_hash}".encode()).hexdigest(): c
            for c in passed}
-    known = set(s.scalars(select(StatusEvent.external_id).where(
-        StatusEvent.origin == "hiresync", one_of(StatusEvent.external_id, list(ext)))))
+    known = {k for (k,) in lookup(s, (StatusEvent.external_id,), StatusEvent.external_id, ext, origin="hiresync")}
     rows = [dict(result_id=c.result_id, candidate_id=c.candidate_id, stage="ai_passed", origin="hiresync",
                  external_id=key, occurred_at=now, recorded_at=now,
                  detail={"result_key": c.payload["result"]["result_key"], "version": c.version})

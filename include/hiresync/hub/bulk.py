@@ -19,9 +19,9 @@ import re
 from decimal import Decimal
 from operator import itemgetter
 from types import SimpleNamespace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Boolean, ColumnElement, Connection, Table, all_, any_, bindparam, func, insert, update
+from sqlalchemy import Boolean, Column, ColumnElement, Connection, Table, all_, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.exc import DBAPIError
@@ -34,18 +34,26 @@ def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str
         return
     connection = session.connection() if isinstance(session, Session) else session
     dialect = connection.dialect
-    if dialect.name not in ("postgresql", "sqlite", "mysql", "mariadb") or (
-            dialect.name == "postgresql" and dialect.driver != "psycopg"):
+    if not _driver_sql(dialect):
         connection.execute(insert(table), rows)  # a driver this module does not know: SQLAlchemy's way
         return
     given = list(rows[0])
-    defaults = {c.name: c.default.arg for c in table.columns
-                if c.name not in given and c.default is not None and not c.default.is_sequence
-                and not c.default.is_clause_element}
-    names = given + list(defaults)
-    # Only the columns whose type converts a value (timestamps, JSON, ...) are touched per row.
-    convert = [(i, p) for i, name in enumerate(names)
-               if (p := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    names = given + [c.name for c in table.columns if c.name not in given and _python_default(c)]
+
+    def processor(name: str):
+        return _bind_processor(table.c[name], dialect)
+
+    # A column the rows leave out gets its default once per statement, not once per row: a
+    # statement's rows are written at one moment, so they share its created_at (utcnow per row
+    # and its conversion were a tenth of the load's row building; docs/benchmarks.md).
+    filled = []
+    for name in names[len(given):]:
+        arg = table.c[name].default.arg
+        value = arg(None) if callable(arg) else arg
+        filled.append(process(value) if value is not None and (process := processor(name)) else value)
+    filled = tuple(filled)
+    # Only the given columns whose type converts a value (timestamps, JSON, ...) are touched per row.
+    convert = [(i, p) for i, name in enumerate(given) if (p := processor(name)) is not None]
     pick = itemgetter(*given) if len(given) > 1 else (lambda row: (row[given[0]],))
     quote = dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name in names)
@@ -53,11 +61,10 @@ def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str
     def values():
         for row in rows:
             value = list(pick(row))
-            value += [arg(None) if callable(arg) else arg for arg in defaults.values()]
             for i, process in convert:
                 if value[i] is not None:
                     value[i] = process(value[i])
-            yield tuple(value)
+            yield tuple(value) + filled
 
     if dialect.name == "postgresql":
         types = _binary_types(table, names, dialect)
@@ -74,6 +81,13 @@ def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str
     statement = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({columns}) "
                  f"VALUES ({', '.join([marker] * len(names))})")
     connection.exec_driver_sql(statement, list(values()))  # tuples: straight to cursor.executemany
+
+
+def _python_default(column) -> bool:
+    """The column has a default SQLAlchemy evaluates in Python (a constant or a function), which
+    `insert(table)` would have applied."""
+    d = column.default
+    return d is not None and not d.is_sequence and not d.is_clause_element
 
 
 # PostgreSQL's column types (as SQLAlchemy spells them, without a length or precision) -> the type
@@ -140,6 +154,67 @@ def update_rows(session: Session, table: Table, rows: list[dict[str, Any]],
     v = SimpleNamespace(**{n: bindparam(p, type_=table.c[n].type) for n, p in params.items()})
     session.execute(update(table).where(table.c[key] == getattr(v, key)).values(values(v)),
                     [{p: r[n] for n, p in params.items()} for r in rows])
+
+
+def lookup(session: Session | Connection, columns: Sequence[ColumnElement], key: ColumnElement, keys: Iterable[Any],
+           **equal: Any) -> list[tuple]:
+    """The rows of `key`'s table whose `key` is one of `keys` and whose columns named in `equal` hold
+    those values: one tuple of `columns`' values per row, converted as a select would have.
+
+    For the load's and the relay's lookups of hundreds of keys, several dozen per batch: through
+    SQLAlchemy each cost two to three times the query itself (building the expanding IN's parameters,
+    the ORM's and Core's result handling; docs/benchmarks.md). The SQL is plain (`k IN (?, ...)`,
+    on PostgreSQL `k = ANY(%s)` with one array, see OneOf) and goes to the driver; the columns' bind
+    and result processing (digests, timestamps, ciphertexts) is applied here, as insert_rows does."""
+    keys = list(keys)
+    if not keys:
+        return []
+    key, columns = key.expression, [c.expression for c in columns]  # a mapped attribute's column
+    connection = session.connection() if isinstance(session, Session) else session
+    dialect = connection.dialect
+    table = key.table
+    if not _driver_sql(dialect):  # a driver this module does not know: SQLAlchemy's way
+        query = select(*columns).where(one_of(key, keys), *(table.c[n] == v for n, v in equal.items()))
+        return [tuple(row) for row in connection.execute(query)]
+    quote = dialect.identifier_preparer.quote
+    marker = "%s" if dialect.paramstyle in ("format", "pyformat") else "?"
+    tests = [f"{quote(name)} = {marker}" for name in equal]
+    params = [_bound(table.c[name], value, dialect) for name, value in equal.items()]
+    process = _bind_processor(key, dialect)
+    keys = [process(k) for k in keys] if process else keys
+    if dialect.name == "postgresql":
+        tests.append(f"{quote(key.name)} = ANY(CAST({marker} AS {key.type.compile(dialect=dialect)}[]))")
+        params.append(keys)
+    else:
+        tests.append(f"{quote(key.name)} IN ({', '.join([marker] * len(keys))})")
+        params += keys
+    statement = (f"SELECT {', '.join(quote(c.name) for c in columns)} "
+                 f"FROM {dialect.identifier_preparer.format_table(table)} WHERE {' AND '.join(tests)}")
+    rows = connection.exec_driver_sql(statement, tuple(params)).fetchall()
+    convert = [(i, p) for i, c in enumerate(columns) if (p := c.type.dialect_impl(dialect).result_processor(dialect, None))]
+    if not convert:
+        return [tuple(row) for row in rows]
+    out = []
+    for row in rows:
+        value = list(row)
+        for i, p in convert:
+            value[i] = p(value[i])
+        out.append(tuple(value))
+    return out
+
+
+def _driver_sql(dialect) -> bool:
+    """The drivers whose SQL this module writes itself (insert_rows, lookup)."""
+    return dialect.name in ("sqlite", "mysql", "mariadb") or (dialect.name == "postgresql" and dialect.driver == "psycopg")
+
+
+def _bind_processor(column: Column, dialect) -> Callable[[Any], Any] | None:
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _bound(column: Column, value: Any, dialect) -> Any:
+    process = _bind_processor(column, dialect)
+    return process(value) if process and value is not None else value
 
 
 class OneOf(ColumnElement[bool]):

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from hiresync.privacy import pii
 from hiresync.errors import HireSyncError
-from hiresync.hub.bulk import insert_rows, one_of
+from hiresync.hub.bulk import insert_rows, lookup, one_of
 from hiresync.hub.models import Candidate, CandidateVendorId, IdentityReview
 from hiresync.hub.store import transaction
 from hiresync.privacy.pii import Keyring
@@ -67,9 +67,8 @@ class IdentityResolver:
         found: dict[str, tuple[int, str]] = {}
         conflicts: dict[str, Conflict] = {}
         known: set[str] = set()  # IDs the hub holds a candidate for
-        for b, cid, ck, name_enc in self.s.execute(
-                select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key, Candidate.full_name_enc)
-                .where(one_of(Candidate.national_id_bidx, list(variants)))).all():
+        for b, cid, ck, name_enc in lookup(self.s, (Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key,
+                                                    Candidate.full_name_enc), Candidate.national_id_bidx, variants):
             active = variants[b]
             known.add(active)
             stored = self.keys.decrypt(name_enc, f"candidates.full_name:{ck}")
@@ -92,9 +91,8 @@ class IdentityResolver:
         created = {b: cand for b, (key, cand) in new.items() if b not in found and key not in conflicts}
         if created:
             insert_rows(self.s, Candidate.__table__, [self._candidate_row(b, cand) for b, cand in created.items()])
-            for b, i, k in self.s.execute(
-                    select(Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key)
-                    .where(one_of(Candidate.national_id_bidx, list(created)))).all():
+            for b, i, k in lookup(self.s, (Candidate.national_id_bidx, Candidate.id, Candidate.candidate_key),
+                                  Candidate.national_id_bidx, created):
                 found[b] = (i, k)
                 # Older records of a new person in this batch are judged against the newest one's name.
                 self._check_names(by_id[b][:-1], created[b]["full_name"], i, decisions, conflicts)
@@ -139,13 +137,13 @@ class IdentityResolver:
         if not wanted:
             return {}
         mobiles = [m for ms, _ in wanted.values() for m in ms]
-        rows = self.s.execute(select(Candidate.id, Candidate.candidate_key, Candidate.mobile_bidx, Candidate.email_bidx)
-                              .where(one_of(Candidate.mobile_bidx, mobiles))).all()
+        rows = lookup(self.s, (Candidate.id, Candidate.candidate_key, Candidate.mobile_bidx, Candidate.email_bidx),
+                      Candidate.mobile_bidx, mobiles)
         out = {}
         for b, (ms, es) in wanted.items():
-            hit = next((r for r in rows if r.mobile_bidx in ms and r.email_bidx in es), None)
+            hit = next(((i, k) for i, k, mobile, email in rows if mobile in ms and email in es), None)
             if hit:
-                out[b] = (hit.id, hit.candidate_key)
+                out[b] = hit
         return out
 
     def _candidate_row(self, bidx: str, cand: dict) -> dict:
@@ -169,8 +167,8 @@ class IdentityResolver:
         """(result key, candidate part) pairs: each vendor candidate id points at its candidate."""
         pairs = {cand["vendor_candidate_id"]: found[self._index_of(cand)][0]
                  for _, cand in records if cand.get("vendor_candidate_id")}
-        known = set(self.s.scalars(select(CandidateVendorId.vendor_candidate_id).where(
-            CandidateVendorId.vendor == self.vendor, one_of(CandidateVendorId.vendor_candidate_id, list(pairs)))))
+        known = {v for (v,) in lookup(self.s, (CandidateVendorId.vendor_candidate_id,),
+                                      CandidateVendorId.vendor_candidate_id, pairs, vendor=self.vendor)}
         new = [dict(vendor=self.vendor, vendor_candidate_id=v, candidate_id=c) for v, c in pairs.items() if v not in known]
         if new:
             insert_rows(self.s, CandidateVendorId.__table__, new)

@@ -21,16 +21,16 @@ import logging
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Iterator, NamedTuple, TypeVar
 
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import bindparam, delete, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from hiresync import jsonfast
 from hiresync.errors import HireSyncError
 from hiresync.heap import give_back_free_memory
-from hiresync.hub.bulk import insert_rows, one_of
+from hiresync.hub.bulk import insert_rows, lookup, one_of
 from hiresync.hub.store import engine_for, keep_wal_small
 from hiresync.load.identity import Conflict, IdentityResolver
 from hiresync.hub.models import (
@@ -283,8 +283,7 @@ def _quarantine(s: Session, rows: list[dict], dedupe: bool) -> set[int]:
     existing = {}
     if dedupe:
         for chunk in chunks(sorted(held), CHUNK):
-            existing.update(s.execute(select(table.c.raw_payload_id, table.c.id).where(
-                table.c.status == "open", one_of(table.c.raw_payload_id, chunk))).all())
+            existing.update(lookup(s, (table.c.raw_payload_id, table.c.id), table.c.raw_payload_id, chunk, status="open"))
     seen: Counter[int] = Counter()
     new: dict[int, dict] = {}
     for r in rows:
@@ -350,15 +349,15 @@ class _Loader:
         ids: dict[str, int] = {}
         wanted = {r["hash"]: (self.ctx.mapping.key_of(r["payload"]) or "", r) for r in raws}
 
-        def lookup(keyed: list[tuple[str, str]]) -> None:
+        def find(keyed: list[tuple[str, str]]) -> None:
             # Every stored version of these results (uq_raw_payload's leading columns), the wanted
             # hashes kept here: a second IN on the hash would make SQLite probe every key x hash pair.
             hashes = {h for _, h in keyed}
-            ids.update((h, i) for h, i in self.s.execute(select(RawPayload.payload_hash, RawPayload.id).where(
-                RawPayload.source == source, one_of(RawPayload.vendor_result_id, {k for k, _ in keyed}))) if h in hashes)
+            ids.update((h, i) for h, i in lookup(self.s, (RawPayload.payload_hash, RawPayload.id), RawPayload.vendor_result_id,
+                                                 {k for k, _ in keyed}, source=source) if h in hashes)
 
         for chunk in chunks([(key, h) for h, (key, _) in wanted.items()], CHUNK):
-            lookup(chunk)
+            find(chunk)
         fresh = [(h, key, r) for h, (key, r) in wanted.items() if h not in ids]
         if self.dictionary is None:  # until the source has one (hiresync.privacy.payloads)
             self.dictionary = dictionary_for(self.s, self.keys, source, self.ctx.run_id,
@@ -368,18 +367,16 @@ class _Loader:
                for h, key, r in fresh]
         for chunk in chunks(new, 2000):
             insert_rows(self.s, RawPayload.__table__, chunk)
-            lookup([(n["vendor_result_id"], n["payload_hash"]) for n in chunk])
+            find([(n["vendor_result_id"], n["payload_hash"]) for n in chunk])
         return [ids[r["hash"]] for r in raws]
 
     # -- results ---------------------------------------------------------------------------------
     def upsert_results(self, items: list[tuple[str, dict, str]]) -> dict[str, tuple[str, int]]:
         """key -> (outcome, result id) for the newest version of each result in the batch. Items are
         (result key, canonical record, its content hash)."""
-        existing = {r.vendor_result_id: r for r in self.s.execute(
-            select(InterviewResult.id, InterviewResult.vendor_result_id, InterviewResult.source_updated_at,
-                   InterviewResult.content_hash, InterviewResult.version, InterviewResult.status)
-            .where(InterviewResult.vendor == self.vendor,
-                   one_of(InterviewResult.vendor_result_id, [k for k, *_ in items])))}
+        existing = {r.vendor_result_id: r for r in map(_Stored._make, lookup(
+            self.s, [getattr(InterviewResult, name) for name in _Stored._fields], InterviewResult.vendor_result_id,
+            [k for k, *_ in items], vendor=self.vendor))}
         out: dict[str, tuple[str, int]] = {}
         to_insert, to_update = [], []
         for key, rec, digest in items:
@@ -408,9 +405,8 @@ class _Loader:
             insert_rows(self.s, InterviewResult.__table__, [
                 self._result_row(key, rec, digest, candidate_of(rec)[0], version=1) | {"first_run_id": self.ctx.run_id}
                 for key, rec, digest in to_insert])
-            ids = dict(self.s.execute(select(InterviewResult.vendor_result_id, InterviewResult.id).where(
-                InterviewResult.vendor == self.vendor,
-                one_of(InterviewResult.vendor_result_id, [k for k, *_ in to_insert]))).all())
+            ids = dict(lookup(self.s, (InterviewResult.vendor_result_id, InterviewResult.id),
+                              InterviewResult.vendor_result_id, [k for k, *_ in to_insert], vendor=self.vendor))
             out.update({key: ("inserted", ids[key]) for key, *_ in to_insert})
         if to_update:
             results = InterviewResult.__table__
@@ -464,14 +460,24 @@ class _Loader:
         for target in self.ctx.source.targets:  # (target, key): uq_outbox_idempotency's order
             mine = [idem for idem, (t, *_) in wanted.items() if t == target]
             for chunk in chunks(mine, CHUNK):
-                known.update(self.s.scalars(select(Outbox.idempotency_key).where(
-                    Outbox.target == target, one_of(Outbox.idempotency_key, chunk))))
+                known.update(k for (k,) in lookup(self.s, (Outbox.idempotency_key,), Outbox.idempotency_key, chunk,
+                                                  target=target))
         rows = [dict(target=target, result_id=out[key][1], result_version=version, idempotency_key=idem,
                      raw_payload_id=self.raw_of_key[key], mapping_fingerprint=self.ctx.mapping.fingerprint,
                      status="pending", run_id=self.ctx.run_id)
                 for idem, (target, key, version) in wanted.items() if idem not in known]
         if rows:
             insert_rows(self.s, Outbox.__table__, rows)
+
+
+class _Stored(NamedTuple):
+    """What the load needs of a result the hub already holds."""
+    id: int
+    vendor_result_id: str
+    source_updated_at: datetime
+    content_hash: str
+    version: int
+    status: str
 
 
 def _dt(value: str | None) -> datetime | None:
