@@ -10,6 +10,13 @@ beside the load left, a target's backlog after an outage): two processes relay t
 started only from `relay_beside_rows` rows on (`beside_when`): a process start costs about a second,
 which a small run would feel.
 
+The load hands the helper the body of each outbox row it commits (`hand`): the very body the relay
+would render from the stored payload (the load mapped that payload with the same spec), so the
+helper need not decrypt, parse and map every payload again, a third of its work; rows it claims
+before their bodies arrive, or beyond what it keeps waiting (`HANDED_BYTES`), it renders as any relay
+does (hiresync.delivery.render checks that the payload is still stored either way: an erased
+payload's row is never sent).
+
 The helper stops when the process that started it asks (after its current batch) or is gone (its
 end of the pipe closes): a killed load leaves no relay behind. What it delivered, and any target it
 had to leave (a failure, an open circuit), is its `outcome`: the load stages it as `relayed` for
@@ -19,13 +26,16 @@ the deliver step, which relays the rest and reports the run's delivery as one.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import resource
 import subprocess
+import threading
 from contextlib import nullcontext
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from hiresync import jsonfast
 from hiresync.config.settings import Settings
 from hiresync.helper_process import start_helper
 from hiresync.privacy.pii import Keyring
@@ -33,28 +43,47 @@ from hiresync.privacy.pii import Keyring
 log = logging.getLogger(__name__)
 IDLE_SECONDS = 0.2  # between looks at the outbox when nothing was due
 STOP_SECONDS = 120  # the most the load waits for the helper's last batch before it stops it hard
+# The most handed bodies the helper keeps waiting, as bytes (about a kilobyte each): a relay that
+# falls behind renders the later rows itself rather than growing beside the load.
+HANDED_BYTES = 8 * 1024 * 1024
 
 
 class RelayBeside:
     """`with RelayBeside(settings, keys, targets) as helper:` around the load's batches; afterwards
-    `helper.outcome` is {"delivered": {target: rows}, "errors": {target: message}, "peak_rss_mb": n}
-    (without the last when the helper died)."""
+    `helper.outcome` is {"delivered": {target: rows}, "errors": {target: message}, "handed": rows
+    whose body the load handed over, "peak_rss_mb": n} (without the last two when the helper died)."""
 
     def __init__(self, settings: Settings, keys: Keyring, targets: list[str]):
         self.settings, self.keys, self.targets = settings, keys, list(targets)
         self.outcome: dict = {"delivered": {}, "errors": {}}
         self._process = self._conn = None
+        # Messages go out from a thread of their own: a batch's bodies are a megabyte or two, which
+        # the pipe takes in pieces as the helper reads them, and the load need not wait for that.
+        self._outgoing: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._sender = threading.Thread(target=self._send, daemon=True)
 
     def __enter__(self) -> "RelayBeside":
         self._process, self._conn = start_helper(__name__, "_serve", self.settings, self.keys, self.targets)
+        self._sender.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        try:
+    def hand(self, bodies: dict[str, dict]) -> None:
+        """Outbox idempotency key -> the body of that row, for rows just committed."""
+        if bodies:
+            self._outgoing.put(",".join(bodies).encode() + b"\n" + jsonfast.dumpb(list(bodies.values())))
+
+    def _send(self) -> None:
+        while (message := self._outgoing.get()) is not None:
             try:
-                self._conn.send("stop")
-            except OSError:  # it ended on its own (every target left): its outcome is in the pipe
+                self._conn.send_bytes(message)
+            except OSError:  # it ended on its own (every target left): nobody to hand them to
                 pass
+
+    def __exit__(self, *exc) -> None:
+        self._outgoing.put(b"stop")
+        self._outgoing.put(None)
+        self._sender.join()  # what was handed over goes first, then "stop"
+        try:
             if self._conn.poll(STOP_SECONDS):
                 self.outcome = self._conn.recv()
         except (EOFError, OSError):  # it died without one: the deliver step relays everything left
@@ -88,7 +117,10 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
     delivered = {t: 0 for t in targets}
     errors: dict[str, str] = {}
     routes = {}  # built once: the loop looks several times a second
-    stopped = conn.poll
+    handed = Handed()
+    stop = threading.Event()
+    threading.Thread(target=_receive, args=(conn, handed, stop), daemon=True).start()
+    stopped = stop.is_set
     while not stopped():
         moved = 0
         for target in (t for t in targets if t not in errors):
@@ -98,7 +130,8 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
                 # Claims the size of a load batch: on SQLite each claim and each record of outcomes
                 # waits for the batch the load is writing, and smaller claims fell behind the load
                 # (docs/benchmarks.md); the relay sends each claim in parts, so memory stays small.
-                n = relay(settings, keys, target, batch_size=settings.batch_size, stop=stopped, route=routes[target])
+                n = relay(settings, keys, target, batch_size=settings.batch_size, stop=stopped, route=routes[target],
+                          handed=handed.take)
             except HireSyncError as exc:  # the deliver step meets the target again and decides
                 errors[target] = str(exc)
                 continue
@@ -112,11 +145,64 @@ def _serve(settings: Settings, keys: Keyring, targets: list[str], conn: Connecti
         if len(errors) == len(targets):
             break
         if not moved:
-            conn.poll(IDLE_SECONDS)
+            stop.wait(IDLE_SECONDS)
     try:
-        conn.send({"delivered": delivered, "errors": errors, "peak_rss_mb": _peak_rss_mb()})
+        conn.send({"delivered": delivered, "errors": errors, "handed": handed.given, "peak_rss_mb": _peak_rss_mb()})
     except OSError:  # the load's process is gone: nobody to tell
         pass
+
+
+def _receive(conn: Connection, handed: "Handed", stop: threading.Event) -> None:
+    """The helper's reader of the pipe: bodies the load hands over, until "stop" or the pipe closes."""
+    try:
+        while (message := conn.recv_bytes()) != b"stop":
+            handed.add(message)
+    except (EOFError, OSError):  # the load's process is gone
+        pass
+    stop.set()
+
+
+class Handed:
+    """Bodies handed over by the load, kept as the bytes they came in (one message per load batch:
+    its idempotency keys on the first line, then its bodies) until the relay asks for one of them:
+    then that batch's bodies are parsed, and dropped once all are taken."""
+
+    def __init__(self, limit: int = HANDED_BYTES):
+        self.limit, self.held = limit, 0
+        self.given = 0  # bodies taken
+        self._lock = threading.Lock()
+        self._batch_of: dict[str, int] = {}  # idempotency key -> its message
+        self._messages: dict[int, bytes | dict[str, dict]] = {}  # as it came, or parsed: key -> body
+        self._count = 0
+
+    def add(self, message: bytes) -> None:
+        keys, _, _ = message.partition(b"\n")
+        with self._lock:
+            if self.held + len(message) > self.limit:  # rendered by the relay, as without a hand-over
+                return
+            self.held += len(message)
+            self._count += 1
+            self._messages[self._count] = message
+            self._batch_of.update(dict.fromkeys(keys.decode().split(","), self._count))
+
+    def take(self, keys: list[str]) -> dict[str, dict]:
+        """idempotency key -> body, for those of `keys` handed over (each is given once)."""
+        found = {}
+        with self._lock:
+            for key in keys:
+                number = self._batch_of.pop(key, None)
+                if number is None:
+                    continue
+                bodies = self._messages[number]
+                if isinstance(bodies, bytes):
+                    self.held -= len(bodies)
+                    order, _, text = bodies.partition(b"\n")
+                    bodies = self._messages[number] = dict(zip(order.decode().split(","), jsonfast.loads(text)))
+                found[key] = bodies.pop(key)
+                self.given += 1
+                if not bodies:
+                    del self._messages[number]
+        return found
 
 
 def relayed(staging) -> dict:

@@ -215,13 +215,15 @@ def route_to(settings: Settings, target_name: str) -> Route:
 
 
 def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int = 500,
-          now: datetime | None = None, stop: Callable[[], bool] = lambda: False, route: Route | None = None) -> int:
+          now: datetime | None = None, stop: Callable[[], bool] = lambda: False, route: Route | None = None,
+          handed: Callable[[list[str]], dict[str, dict]] | None = None) -> int:
     """Deliver everything that is due for one target; returns how many rows were delivered.
 
     Raises HireSyncError naming the target and the cause when rows had to be left for a retry,
     when the circuit is open with work waiting, or when the target is misconfigured (the rows
     then stay as they were). `now` is the clock (tests move it instead of sleeping); `stop` is
-    asked before each batch (a relay beside the load ends with the load)."""
+    asked before each batch (a relay beside the load ends with the load); `handed` gives the bodies
+    the load handed over for rows with these idempotency keys (hiresync.delivery.beside)."""
     clock = (lambda: now) if now is not None else (lambda: datetime.now(timezone.utc))  # aware UTC: UTCDateTime
     route = route or route_to(settings, target_name)
     profile, policy, target = route.profile, route.policy, route.target
@@ -245,7 +247,7 @@ def relay(settings: Settings, keys: Keyring, target_name: str, batch_size: int =
         done = _Outcomes()
         try:
             for start in range(0, len(batch.rows), PART_ROWS):
-                rows, payloads = _render(settings, keys, batch.rows[start:start + PART_ROWS])
+                rows, payloads = _render(settings, keys, batch.rows[start:start + PART_ROWS], handed)
                 if rows:
                     outcomes = _deliver(target, rows, [(key, policy.apply(p, keys)) for key, p in payloads])
                     done.add(rows, payloads, outcomes, clock(), profile)
@@ -312,17 +314,19 @@ def _claim(settings, target_name, batch_size, now, worker, lease_seconds, after:
     return _Batch(rows, seen_up_to)
 
 
-def _render(settings, keys, rows: list) -> tuple[list, list[tuple[str, dict]]]:
+def _render(settings, keys, rows: list, handed=None) -> tuple[list, list[tuple[str, dict]]]:
     """Leased rows -> (the rows that have a body, their (idempotency key, body) pairs).
 
     Rendered after the claim commits, under the lease: the claim's transaction is short, so a load
     writing batches beside this relay (hiresync.delivery.beside) waits for it only briefly. A
     reference is rendered from the raw payload it names (one encrypted copy of each payload); erase
     requests and workflow events carry their own encrypted body. A row that cannot be rendered has
-    nothing to send, ever: it becomes a dead letter with the reason."""
+    nothing to send, ever: it becomes a dead letter with the reason. A body the load handed over
+    stands for the rendering (`handed`, see relay)."""
     try:
+        given = handed([r.idempotency_key for r in rows if r.payload_enc is None]) if handed else {}
         with transaction(settings.hub_url) as s:
-            rendered = bodies(s, keys, rows)
+            rendered = bodies(s, keys, rows, given)
     except BaseException:  # a wrong key, an interrupt: the rows go back now, not when the lease ends
         _release_quietly(settings, [r.id for r in rows])
         raise

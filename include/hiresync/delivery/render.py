@@ -21,7 +21,7 @@ from hiresync.hub.models import Candidate, InterviewResult, MappingVersion, RawP
 from hiresync.mapping.spec import MappingSpec
 from hiresync.privacy.pii import Keyring
 from hiresync.privacy.payloads import open_payload
-from hiresync.hub.bulk import one_of
+from hiresync.hub.bulk import lookup, one_of
 
 
 def delivery_payload(vendor: str, key: str, rec: dict, version: int, candidate_key: str) -> dict:
@@ -39,39 +39,58 @@ class RenderError(Exception):
 _specs: dict[str, MappingSpec] = {}  # fingerprint -> spec; specs never change under a fingerprint
 
 
-def bodies(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderError]:
+def bodies(s: Session, keys: Keyring, rows: list, given: dict[str, dict] | None = None) -> dict[int, dict | RenderError]:
     """outbox row id -> its body: rendered for a reference, decrypted for a row that carries one.
-    `rows` are Outbox rows (or rows with the same columns)."""
-    out: dict[int, dict | RenderError] = dict(render(s, keys, [r for r in rows if r.payload_enc is None]))
+    `rows` are Outbox rows (or rows with the same columns); `given`: idempotency key -> a body the
+    load rendered already (see render)."""
+    out: dict[int, dict | RenderError] = dict(render(s, keys, [r for r in rows if r.payload_enc is None], given))
     for r in rows:
         if r.payload_enc is not None:
             out[r.id] = jsonfast.loads(keys.decrypt_bytes(r.payload_enc, f"outbox:{r.target}:{r.idempotency_key}"))
     return out
 
 
-def render(s: Session, keys: Keyring, rows: list) -> dict[int, dict | RenderError]:
+def render(s: Session, keys: Keyring, rows: list, given: dict[str, dict] | None = None) -> dict[int, dict | RenderError]:
     """outbox row id -> body (or the reason it cannot be rendered), for rows that reference a payload.
-    `rows` carry id, result_id, result_version, raw_payload_id, mapping_fingerprint."""
+    `rows` carry id, idempotency_key, result_id, result_version, raw_payload_id, mapping_fingerprint.
+
+    `given`: idempotency key -> the body the load built when it wrote the row (it mapped the same
+    payload with the same spec: the same body; hiresync.delivery.beside). Such a row is not rendered
+    again, but it is checked as any other: its payload must still be stored (an erased or purged
+    payload's row is refused, never sent) and its candidate is the one the hub holds now."""
     if not rows:
         return {}
-    raws = {r.id: r for r in s.execute(
-        select(RawPayload.id, RawPayload.source, RawPayload.payload_hash, RawPayload.payload_enc)
-        .where(one_of(RawPayload.id, {row.raw_payload_id for row in rows})))}
+    given = given or {}
+    handed = {r.raw_payload_id for r in rows if r.idempotency_key in given}
+    stored = set(s.scalars(select(RawPayload.id).where(one_of(RawPayload.id, handed),
+                                                       RawPayload.payload_enc.is_not(None)))) if handed else set()
+    raws = {r[0]: r for r in lookup(s, (RawPayload.id, RawPayload.source, RawPayload.payload_hash, RawPayload.payload_enc),
+                                    RawPayload.id, {r.raw_payload_id for r in rows if r.idempotency_key not in given})}
     results = {r.id: r for r in s.execute(
         select(InterviewResult.id, InterviewResult.vendor, InterviewResult.vendor_result_id, Candidate.candidate_key)
         .join(Candidate, Candidate.id == InterviewResult.candidate_id)
         .where(one_of(InterviewResult.id, {row.result_id for row in rows})))}
     out: dict[int, dict | RenderError] = {}
     for row in rows:
-        raw, result = raws.get(row.raw_payload_id), results.get(row.result_id)
-        if raw is None or raw.payload_enc is None or result is None:
+        result = results.get(row.result_id)
+        body = given.get(row.idempotency_key)
+        if body is not None:
+            if row.raw_payload_id not in stored or result is None:
+                out[row.id] = RenderError("its raw payload was purged (retention or erasure) before delivery")
+            else:
+                body["candidate"]["candidate_key"] = result.candidate_key
+                out[row.id] = body
+            continue
+        raw = raws.get(row.raw_payload_id)
+        if raw is None or raw[3] is None or result is None:
             out[row.id] = RenderError("its raw payload was purged (retention or erasure) before delivery")
             continue
         spec = _spec(s, row.mapping_fingerprint)
         if spec is None:
             out[row.id] = RenderError(f"mapping spec {row.mapping_fingerprint} is not in mapping_versions")
             continue
-        payload = jsonfast.loads(open_payload(s, keys, raw.source, raw.payload_hash, raw.payload_enc))
+        _, source, payload_hash, payload_enc = raw
+        payload = jsonfast.loads(open_payload(s, keys, source, payload_hash, payload_enc))
         record, problems = spec.map(payload)
         if record is None:  # it mapped when it was loaded; only a changed normaliser could do this
             out[row.id] = RenderError(f"the stored payload no longer maps ({problems[0].rule} on {problems[0].field})")

@@ -74,7 +74,7 @@ def load(ctx: RunContext) -> dict:
     to_load = (manifest.get("pulled") or 0) - offset
     with beside_when(ctx.settings, ctx.keys, ctx.source.targets, to_load) as helper, \
             Session(engine_for(ctx.settings.hub_url), expire_on_commit=False) as s:
-        loader = _Loader(s, ctx)
+        loader = _Loader(s, ctx, keep_bodies=helper is not None)
         statistics = _Statistics(s)
         # A retried load skips the batches a failed attempt committed (their counts are in `tally`).
         batches = zip(staging.read_batches("raw", skip=first, done=offset), staging.read_batches("mapped", skip=first),
@@ -93,6 +93,8 @@ def load(ctx: RunContext) -> dict:
                 s.execute(update(Run).where(Run.id == ctx.run_id).values(load_progress={
                     "batches": number + 1, "rows": offset, "tally": dict(tally)}))
                 s.commit()
+                if helper is not None:  # its outbox rows' bodies: the relay need not render them again
+                    helper.hand(loader.take_bodies())
                 keep_wal_small(s.get_bind())  # SQLite: between batches, while no write is open
                 give_back_free_memory()  # the batch's buffers: the relay beside the load adds to this RSS
             except HireSyncError:  # ours already names the run and the row
@@ -335,8 +337,10 @@ def _advance_watermark(s: Session, ctx: RunContext, cursor: datetime) -> datetim
 
 
 class _Loader:
-    def __init__(self, session: Session, ctx: RunContext):
+    def __init__(self, session: Session, ctx: RunContext, keep_bodies: bool = False):
         self.s, self.ctx, self.keys = session, ctx, ctx.keys
+        # idempotency key -> body of each outbox row this batch wrote, for a relay beside the load
+        self.bodies: dict[str, dict] | None = {} if keep_bodies else None
         self.vendor = ctx.mapping.vendor
         self.identity = IdentityResolver(session, ctx.keys, ctx.source.name, self.vendor)
         self.conflicts: dict[str, Conflict] = {}
@@ -422,14 +426,20 @@ class _Loader:
                 for key, rec, *_ in changed for i, d in enumerate(rec["dimensions"])]
         if dims:
             insert_rows(self.s, DimensionScore.__table__, dims)
-        self._queue_outbox(changed, out)
+        body = {key: delivery_payload(self.vendor, key, rec, version, candidate_of(rec)[1])
+                for key, rec, _, version in changed}
+        self._queue_outbox(changed, out, body)
         # Workflow rules fire on a status *change*: the old status came with `existing` above.
         old_status = {key: old.status for key, _, _, old in to_update}
         queue_events(self.s, self.ctx.settings, self.keys, self.ctx.source.targets, self.ctx.run_id, [
             Change(out[key][1], candidate_of(rec)[0], old_status.get(key), rec["result"]["status"], digest, version,
-                   delivery_payload(self.vendor, key, rec, version, candidate_of(rec)[1]))
+                   body[key])
             for key, rec, digest, version in changed])
         return out
+
+    def take_bodies(self) -> dict[str, dict]:
+        bodies, self.bodies = self.bodies, {}
+        return bodies
 
     def _result_row(self, key: str, rec: dict, digest: str, candidate_id: int, version: int) -> dict:
         r = rec["result"]
@@ -448,9 +458,10 @@ class _Loader:
             last_run_id=self.ctx.run_id, updated_at=datetime.now(timezone.utc),
         )
 
-    def _queue_outbox(self, changed, out) -> None:
+    def _queue_outbox(self, changed, out, body: dict[str, dict]) -> None:
         """One row per target and changed result version: a reference (raw payload + mapping spec),
-        rendered by the relay (hiresync.delivery.render); no second copy of the payload."""
+        rendered by the relay (hiresync.delivery.render); no second copy of the payload. `body`: result
+        key -> its delivery body, kept for a relay beside the load."""
         wanted = {}
         for target in self.ctx.source.targets:
             for key, rec, digest, version in changed:
@@ -468,6 +479,8 @@ class _Loader:
                 for idem, (target, key, version) in wanted.items() if idem not in known]
         if rows:
             insert_rows(self.s, Outbox.__table__, rows)
+        if self.bodies is not None:
+            self.bodies.update((idem, body[key]) for idem, (_, key, _) in wanted.items() if idem not in known)
 
 
 class _Stored(NamedTuple):

@@ -1,0 +1,89 @@
+"""Bodies the load hands to the relay beside it (hiresync.delivery.beside): each is the body the relay
+would have rendered from the stored payload, it is used instead of a second rendering, and the
+checks a rendering makes still hold (a purged payload's row is refused, never sent)."""
+
+from __future__ import annotations
+
+import dataclasses
+from contextlib import contextmanager
+
+from sqlalchemy import select, update
+
+from hiresync import jsonfast
+from hiresync.delivery.render import RenderError, render
+from hiresync.hub.models import Candidate, InterviewResult, Outbox, RawPayload
+from hiresync.hub.store import transaction
+from hiresync.pipeline import load as load_module
+from hiresync.pipeline.runner import run_source
+from tests.test_relay_beside import beside, pause_third_batch_until, outbox
+
+
+class _Recorder:
+    """Stands for the relay beside the load: keeps what the load hands over."""
+
+    def __init__(self, keys):
+        self.keys, self.bodies, self.outcome = keys, {}, {"delivered": {}, "errors": {}}
+
+    def hand(self, bodies: dict) -> None:
+        assert not set(bodies) & set(self.bodies)  # each row once, after the batch that wrote it
+        self.bodies.update(jsonfast.loads(jsonfast.dumpb(bodies)))  # as they cross the pipe
+
+
+def _references(s):
+    return s.execute(select(Outbox.id, Outbox.idempotency_key, Outbox.result_id, Outbox.result_version,
+                            Outbox.raw_payload_id, Outbox.mapping_fingerprint)
+                     .where(Outbox.kind == "upsert").order_by(Outbox.id)).all()
+
+
+def test_each_handed_body_is_the_body_the_relay_would_render(settings, aiview, monkeypatch):
+    settings = dataclasses.replace(beside(settings, monkeypatch), relay_beside_rows=10**9)  # no real helper
+    recorders = []
+
+    @contextmanager
+    def recording(settings, keys, targets, rows):
+        recorders.append(_Recorder(keys))
+        yield recorders[-1]
+
+    monkeypatch.setattr(load_module, "beside_when", recording)
+    checked = []
+
+    def after(step: str, _result: dict) -> None:
+        if step != "load":
+            return
+        handed = recorders[0].bodies
+        with transaction(settings.hub_url) as s:
+            rows = _references(s)
+            rendered = render(s, recorders[0].keys, rows)
+            assert {r.idempotency_key for r in rows} == set(handed)  # every row the load wrote
+            assert {r.idempotency_key: rendered[r.id] for r in rows} == handed
+            # A handed body is used as it is, with the candidate the hub holds now ...
+            first, second = rows[0], rows[1]
+            marked = {first.idempotency_key: {**handed[first.idempotency_key],
+                                              "candidate": {"candidate_key": "stale"}, "marker": "handed"}}
+            got = render(s, recorders[0].keys, [first], marked)[first.id]
+            assert got["marker"] == "handed"
+            assert got["candidate"]["candidate_key"] == s.scalar(
+                select(Candidate.candidate_key).join(InterviewResult, InterviewResult.candidate_id == Candidate.id)
+                .where(InterviewResult.id == first.result_id))
+            # ... unless its payload is gone (retention, erasure): refused, as a rendering would be.
+            s.execute(update(RawPayload).where(RawPayload.id == second.raw_payload_id).values(payload_enc=None))
+            refused = render(s, recorders[0].keys, [second], {second.idempotency_key: handed[second.idempotency_key]})
+            assert isinstance(refused[second.id], RenderError) and "purged" in str(refused[second.id])
+            s.rollback()
+        checked.append(len(rows))
+
+    summary = run_source("aiview", settings, on_step=after)
+    assert summary["status"] == "success" and checked and checked[0] >= 300 - len(aiview.defects)
+    assert len(recorders[0].bodies) == checked[0]
+
+
+def test_the_relay_beside_the_load_sends_the_handed_bodies(settings, aiview, monkeypatch):
+    settings = beside(settings, monkeypatch)
+    pause_third_batch_until(monkeypatch, lambda: outbox(settings, Outbox.status == "sent") > 0)
+    outcomes = []
+    real = load_module.merge_relayed
+    monkeypatch.setattr(load_module, "merge_relayed", lambda staging, outcome: outcomes.append(outcome) or real(
+        staging, outcome))
+    summary = run_source("aiview", settings)
+    assert summary["status"] == "success"
+    assert 0 < outcomes[0]["handed"] <= outcomes[0]["delivered"]["ehr"]
