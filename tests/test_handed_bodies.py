@@ -87,3 +87,25 @@ def test_the_relay_beside_the_load_sends_the_handed_bodies(settings, aiview, mon
     summary = run_source("aiview", settings)
     assert summary["status"] == "success"
     assert 0 < outcomes[0]["handed"] <= outcomes[0]["delivered"]["ehr"]
+
+
+def test_the_helper_keeps_handed_bodies_as_bytes_within_its_limit():
+    """Handed keeps each body as the bytes it came in, gives each once, and past its limit keeps no
+    more (the relay renders those rows itself): a relay that falls behind does not grow beside the load."""
+    from hiresync.delivery.beside import Handed
+
+    body = {"candidate": {"full_name": "王芳"}, "result": {"result_key": "aiview:1", "overall_score": 85.0}}
+
+    def message(keys):
+        return b"\n".join(k.encode() + b"\t" + jsonfast.dumpb(body | {"key": k}) for k in keys)
+
+    first = message([f"k{i}" for i in range(10)])
+    handed = Handed(limit=len(first) + 100)
+    handed.add(first)
+    handed.add(message(["late1", "late2"]))  # beyond the limit: not kept
+    assert handed.take(["k3", "k9", "late1", "unknown"]) == {"k3": body | {"key": "k3"}, "k9": body | {"key": "k9"}}
+    assert handed.take(["k3"]) == {} and handed.given == 2
+    handed.add(message(["later"]))  # room again once bodies are taken
+    assert handed.take(["later"])["later"]["result"]["overall_score"] == 85.0
+    assert handed.held == sum(len(f"k{i}") + len(jsonfast.dumpb(body | {"key": f"k{i}"})) + 2
+                              for i in range(10) if i not in (3, 9))

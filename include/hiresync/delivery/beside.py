@@ -45,7 +45,11 @@ IDLE_SECONDS = 0.2  # between looks at the outbox when nothing was due
 STOP_SECONDS = 120  # the most the load waits for the helper's last batch before it stops it hard
 # The most handed bodies the helper keeps waiting, as bytes (about a kilobyte each): a relay that
 # falls behind renders the later rows itself rather than growing beside the load.
-HANDED_BYTES = 8 * 1024 * 1024
+HANDED_BYTES = 4 * 1024 * 1024
+# Bodies per message. A batch's bodies in one message (two megabytes or so) left the helper about
+# 20 MB larger at 40,000 results: each message is read in pieces into buffers of its whole size,
+# which glibc then keeps. In messages of about 80 KB it is 5-7 MB (docs/benchmarks.md).
+HAND_BODIES = 64
 
 
 class RelayBeside:
@@ -69,8 +73,9 @@ class RelayBeside:
 
     def hand(self, bodies: dict[str, dict]) -> None:
         """Outbox idempotency key -> the body of that row, for rows just committed."""
-        if bodies:
-            self._outgoing.put(",".join(bodies).encode() + b"\n" + jsonfast.dumpb(list(bodies.values())))
+        items = list(bodies.items())
+        for i in range(0, len(items), HAND_BODIES):
+            self._outgoing.put(b"\n".join(key.encode() + b"\t" + jsonfast.dumpb(body) for key, body in items[i:i + HAND_BODIES]))
 
     def _send(self) -> None:
         while (message := self._outgoing.get()) is not None:
@@ -163,46 +168,37 @@ def _receive(conn: Connection, handed: "Handed", stop: threading.Event) -> None:
 
 
 class Handed:
-    """Bodies handed over by the load, kept as the bytes they came in (one message per load batch:
-    its idempotency keys on the first line, then its bodies) until the relay asks for one of them:
-    then that batch's bodies are parsed, and dropped once all are taken."""
+    """Bodies handed over by the load: each kept as the bytes it came in until the relay asks for it,
+    then parsed (parsing a batch's bodies at once left the helper holding tens of megabytes of
+    dicts while it sent them)."""
 
     def __init__(self, limit: int = HANDED_BYTES):
         self.limit, self.held = limit, 0
         self.given = 0  # bodies taken
         self._lock = threading.Lock()
-        self._batch_of: dict[str, int] = {}  # idempotency key -> its message
-        self._messages: dict[int, bytes | dict[str, dict]] = {}  # as it came, or parsed: key -> body
-        self._count = 0
+        self._bodies: dict[str, bytes] = {}  # idempotency key -> its body's JSON
 
     def add(self, message: bytes) -> None:
-        keys, _, _ = message.partition(b"\n")
+        """One message: a line per body, its idempotency key, a tab, its JSON (which has no line break)."""
         with self._lock:
             if self.held + len(message) > self.limit:  # rendered by the relay, as without a hand-over
                 return
-            self.held += len(message)
-            self._count += 1
-            self._messages[self._count] = message
-            self._batch_of.update(dict.fromkeys(keys.decode().split(","), self._count))
+            for line in message.split(b"\n"):
+                key, _, body = line.partition(b"\t")
+                self._bodies[key.decode()] = body
+                self.held += _size(key.decode(), body)
 
     def take(self, keys: list[str]) -> dict[str, dict]:
         """idempotency key -> body, for those of `keys` handed over (each is given once)."""
-        found = {}
         with self._lock:
-            for key in keys:
-                number = self._batch_of.pop(key, None)
-                if number is None:
-                    continue
-                bodies = self._messages[number]
-                if isinstance(bodies, bytes):
-                    self.held -= len(bodies)
-                    order, _, text = bodies.partition(b"\n")
-                    bodies = self._messages[number] = dict(zip(order.decode().split(","), jsonfast.loads(text)))
-                found[key] = bodies.pop(key)
-                self.given += 1
-                if not bodies:
-                    del self._messages[number]
-        return found
+            found = {key: body for key in keys if (body := self._bodies.pop(key, None)) is not None}
+            self.held -= sum(_size(key, body) for key, body in found.items())
+            self.given += len(found)
+        return {key: jsonfast.loads(body) for key, body in found.items()}
+
+
+def _size(key: str, body: bytes) -> int:
+    return len(key) + len(body) + 2
 
 
 def relayed(staging) -> dict:
