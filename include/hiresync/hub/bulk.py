@@ -44,8 +44,8 @@ def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str
         return _bind_processor(table.c[name], dialect)
 
     # A column the rows leave out gets its default once per statement, not once per row: a
-    # statement's rows are written at one moment, so they share its created_at (utcnow per row
-    # and its conversion were a tenth of the load's row building; docs/benchmarks.md).
+    # statement's rows are written at one moment, so they share its created_at (a utcnow() and its
+    # conversion per row and per table were a measurable part of the load; docs/benchmarks.md).
     filled = []
     for name in names[len(given):]:
         arg = table.c[name].default.arg
