@@ -79,7 +79,7 @@ def worker(args) -> dict:
         # load's comes with validation, before the helper starts).
         from hiresync.delivery.beside import RelayBeside
 
-        helper_mb, together_mb, helpers = [0.0], [0.0], []
+        helper_mb, together_mb, helpers, handed = [0.0], [0.0], [], [0]
         start, stop = RelayBeside.__enter__, RelayBeside.__exit__
 
         def start_and_sample(helper):
@@ -101,6 +101,7 @@ def worker(args) -> dict:
             helper.sampled.set()
             stop(helper, *exc)
             helper_mb[0] = max(helper_mb[0], helper.outcome.get("peak_rss_mb", 0))
+            handed[0] += helper.outcome.get("handed", 0)
 
         RelayBeside.__enter__, RelayBeside.__exit__ = start_and_sample, stop_and_note
         with _ServerCpu(settings.hub_url) as server:
@@ -127,6 +128,7 @@ def worker(args) -> dict:
         return {"seconds": seconds, "stages": stages, "stages_cpu": stages_cpu, "cpu": cpu, "pulled": summary["pulled"],
                 "quarantined": summary["quarantined"], "results": summary["inserted"],
                 "hub_bytes": _hub_bytes(settings.hub_url), "helper_rss_mb": helper_mb[0], "together_rss_mb": together_mb[0],
+                "helper_handed": handed[0],
                 "rss_after_step_mb": rss_after, "rows_alone": _rows_alone_of_this_run()}
 
 
@@ -490,6 +492,9 @@ def main() -> None:
         print(f"  peak memory (RSS, median)  {max(peak, together):,.0f} MB for the run" + (
             f" (the load's process {peak:,.0f} MB at its peak; with the relay beside the load, whose own peak "
             f"was {helper:,.0f} MB, the two held at most {together:,.0f} MB at once)" if helper else ""))
+        if helper:
+            print(f"  the relay beside the load sent {statistics.median(r.get('helper_handed', 0) for r in runs):,.0f} "
+                  f"rows with the body the load handed over (median), rendering the rest itself")
         per_result = statistics.median(r["hub_bytes"] / max(r["results"], 1) for r in runs)
         print(f"  hub on disk  {statistics.median(r['hub_bytes'] for r in runs) / 2**20:,.0f} MB = "
               f"{per_result / 1024:.1f} KB per stored result")

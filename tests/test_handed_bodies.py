@@ -90,8 +90,9 @@ def test_the_relay_beside_the_load_sends_the_handed_bodies(settings, aiview, mon
 
 
 def test_the_helper_keeps_handed_bodies_as_bytes_within_its_limit():
-    """Handed keeps each body as the bytes it came in, gives each once, and past its limit keeps no
-    more (the relay renders those rows itself): a relay that falls behind does not grow beside the load."""
+    """Handed keeps each body as the bytes it came in, gives each once, past its limit keeps no more
+    (the relay renders those rows itself), and keeps no body of a row the relay already rendered: a
+    relay that falls behind does not grow beside the load, nor fill its room with bodies no one takes."""
     from hiresync.delivery.beside import Handed
 
     body = {"candidate": {"full_name": "王芳"}, "result": {"result_key": "aiview:1", "overall_score": 85.0}}
@@ -107,5 +108,7 @@ def test_the_helper_keeps_handed_bodies_as_bytes_within_its_limit():
     assert handed.take(["k3"]) == {} and handed.given == 2
     handed.add(message(["later"]))  # room again once bodies are taken
     assert handed.take(["later"])["later"]["result"]["overall_score"] == 85.0
+    handed.add(message(["unknown"]))  # asked for before it came: the relay rendered that row itself
+    assert handed.take(["unknown"]) == {}
     assert handed.held == sum(len(f"k{i}") + len(jsonfast.dumpb(body | {"key": f"k{i}"})) + 2
                               for i in range(10) if i not in (3, 9))

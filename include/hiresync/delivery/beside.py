@@ -170,13 +170,18 @@ def _receive(conn: Connection, handed: "Handed", stop: threading.Event) -> None:
 class Handed:
     """Bodies handed over by the load: each kept as the bytes it came in until the relay asks for it,
     then parsed (parsing a batch's bodies at once left the helper holding tens of megabytes of
-    dicts while it sent them)."""
+    dicts while it sent them). A row the relay asked for before its body came was rendered by the
+    relay: its body is not kept when it comes (else the bodies of rendered rows would fill the room
+    and leave none for the later ones)."""
+
+    MISSED = 20_000  # keys asked for and not yet here, remembered (the oldest forgotten first)
 
     def __init__(self, limit: int = HANDED_BYTES):
         self.limit, self.held = limit, 0
         self.given = 0  # bodies taken
         self._lock = threading.Lock()
         self._bodies: dict[str, bytes] = {}  # idempotency key -> its body's JSON
+        self._missed: dict[str, None] = {}  # in the order asked
 
     def add(self, message: bytes) -> None:
         """One message: a line per body, its idempotency key, a tab, its JSON (which has no line break)."""
@@ -185,8 +190,12 @@ class Handed:
                 return
             for line in message.split(b"\n"):
                 key, _, body = line.partition(b"\t")
-                self._bodies[key.decode()] = body
-                self.held += _size(key.decode(), body)
+                key = key.decode()
+                if key in self._missed:  # its row was rendered already
+                    del self._missed[key]
+                    continue
+                self._bodies[key] = body
+                self.held += _size(key, body)
 
     def take(self, keys: list[str]) -> dict[str, dict]:
         """idempotency key -> body, for those of `keys` handed over (each is given once)."""
@@ -194,6 +203,9 @@ class Handed:
             found = {key: body for key in keys if (body := self._bodies.pop(key, None)) is not None}
             self.held -= sum(_size(key, body) for key, body in found.items())
             self.given += len(found)
+            self._missed.update(dict.fromkeys(key for key in keys if key not in found))
+            while len(self._missed) > self.MISSED:
+                del self._missed[next(iter(self._missed))]
         return {key: jsonfast.loads(body) for key, body in found.items()}
 
 

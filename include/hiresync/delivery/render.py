@@ -57,7 +57,8 @@ def render(s: Session, keys: Keyring, rows: list, given: dict[str, dict] | None 
     `given`: idempotency key -> the body the load built when it wrote the row (it mapped the same
     payload with the same spec: the same body; hiresync.delivery.beside). Such a row is not rendered
     again, but it is checked as any other: its payload must still be stored (an erased or purged
-    payload's row is refused, never sent) and its candidate is the one the hub holds now."""
+    payload's row is refused, never sent), its candidate is the one the hub holds now and its
+    version the row's."""
     if not rows:
         return {}
     given = given or {}
@@ -79,6 +80,7 @@ def render(s: Session, keys: Keyring, rows: list, given: dict[str, dict] | None 
                 out[row.id] = RenderError("its raw payload was purged (retention or erasure) before delivery")
             else:
                 body["candidate"]["candidate_key"] = result.candidate_key
+                body["result"]["version"] = row.result_version  # the row's word, as a rendering's
                 out[row.id] = body
             continue
         raw = raws.get(row.raw_payload_id)

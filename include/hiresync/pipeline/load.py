@@ -92,9 +92,13 @@ def load(ctx: RunContext) -> dict:
                 _remember_mapping(s, ctx)
                 s.execute(update(Run).where(Run.id == ctx.run_id).values(load_progress={
                     "batches": number + 1, "rows": offset, "tally": dict(tally)}))
-                s.commit()
-                if helper is not None:  # its outbox rows' bodies: the relay need not render them again
+                if helper is not None:
+                    # Its outbox rows' bodies, on their way while the batch commits: the relay may
+                    # claim the rows as soon as they are committed, and renders any row whose body
+                    # has not come. A body depends on its row's idempotency key alone (the same
+                    # payload and spec), so one handed for a batch that then fails is never wrong.
                     helper.hand(loader.take_bodies())
+                s.commit()
                 keep_wal_small(s.get_bind())  # SQLite: between batches, while no write is open
                 give_back_free_memory()  # the batch's buffers: the relay beside the load adds to this RSS
             except HireSyncError:  # ours already names the run and the row
