@@ -10,12 +10,12 @@ beside the load left, a target's backlog after an outage): two processes relay t
 started only from `relay_beside_rows` rows on (`beside_when`): a process start costs about a second,
 which a small run would feel.
 
-The load hands the helper the body of each outbox row it commits (`hand`): the very body the relay
-would render from the stored payload (the load mapped that payload with the same spec), so the
-helper need not decrypt, parse and map every payload again, a third of its work; rows it claims
-before their bodies arrive, or beyond what it keeps waiting (`HANDED_BYTES`), it renders as any relay
-does (hiresync.delivery.render checks that the payload is still stored either way: an erased
-payload's row is never sent).
+The load hands the helper the body of each outbox row it writes, while the row's batch commits
+(`hand`): the very body the relay would render from the stored payload (the load mapped that
+payload with the same spec), so the helper need not decrypt, parse and map every payload again, a
+third of its work; rows it claims before their bodies arrive, or beyond what it keeps waiting
+(`HANDED_BYTES`), it renders as any relay does (hiresync.delivery.render checks that the payload is
+still stored either way: an erased payload's row is never sent).
 
 The helper stops when the process that started it asks (after its current batch) or is gone (its
 end of the pipe closes): a killed load leaves no relay behind. What it delivered, and any target it
