@@ -48,7 +48,7 @@ STOP_SECONDS = 120  # the most the load waits for the helper's last batch before
 HANDED_BYTES = 4 * 1024 * 1024
 # Bodies per message. A batch's bodies in one message (two megabytes or so) left the helper about
 # 20 MB larger at 40,000 results: each message is read in pieces into buffers of its whole size,
-# which glibc then keeps. In messages of about 80 KB it is 5-7 MB (docs/benchmarks.md).
+# which glibc then keeps. In messages of about 80 KB it was about 7 MB (docs/benchmarks.md).
 HAND_BODIES = 64
 
 

@@ -314,7 +314,8 @@ def _claim(settings, target_name, batch_size, now, worker, lease_seconds, after:
     return _Batch(rows, seen_up_to)
 
 
-def _render(settings, keys, rows: list, handed=None) -> tuple[list, list[tuple[str, dict]]]:
+def _render(settings, keys, rows: list, handed: Callable[[list[str]], dict[str, dict]] | None = None
+            ) -> tuple[list, list[tuple[str, dict]]]:
     """Leased rows -> (the rows that have a body, their (idempotency key, body) pairs).
 
     Rendered after the claim commits, under the lease: the claim's transaction is short, so a load

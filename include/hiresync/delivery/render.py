@@ -21,7 +21,7 @@ from hiresync.hub.models import Candidate, InterviewResult, MappingVersion, RawP
 from hiresync.mapping.spec import MappingSpec
 from hiresync.privacy.pii import Keyring
 from hiresync.privacy.payloads import open_payload
-from hiresync.hub.bulk import lookup, one_of
+from hiresync.hub.bulk import one_of
 
 
 def delivery_payload(vendor: str, key: str, rec: dict, version: int, candidate_key: str) -> dict:
@@ -36,6 +36,7 @@ class RenderError(Exception):
     """This row cannot be rendered (its payload was purged, its spec is unknown): a reason, no value."""
 
 
+_PURGED = "its raw payload was purged (retention or erasure) before delivery"
 _specs: dict[str, MappingSpec] = {}  # fingerprint -> spec; specs never change under a fingerprint
 
 
@@ -65,8 +66,9 @@ def render(s: Session, keys: Keyring, rows: list, given: dict[str, dict] | None 
     handed = {r.raw_payload_id for r in rows if r.idempotency_key in given}
     stored = set(s.scalars(select(RawPayload.id).where(one_of(RawPayload.id, handed),
                                                        RawPayload.payload_enc.is_not(None)))) if handed else set()
-    raws = {r[0]: r for r in lookup(s, (RawPayload.id, RawPayload.source, RawPayload.payload_hash, RawPayload.payload_enc),
-                                    RawPayload.id, {r.raw_payload_id for r in rows if r.idempotency_key not in given})}
+    raws = {r.id: r for r in s.execute(
+        select(RawPayload.id, RawPayload.source, RawPayload.payload_hash, RawPayload.payload_enc)
+        .where(one_of(RawPayload.id, {row.raw_payload_id for row in rows if row.idempotency_key not in given})))}
     results = {r.id: r for r in s.execute(
         select(InterviewResult.id, InterviewResult.vendor, InterviewResult.vendor_result_id, Candidate.candidate_key)
         .join(Candidate, Candidate.id == InterviewResult.candidate_id)
@@ -77,22 +79,21 @@ def render(s: Session, keys: Keyring, rows: list, given: dict[str, dict] | None 
         body = given.get(row.idempotency_key)
         if body is not None:
             if row.raw_payload_id not in stored or result is None:
-                out[row.id] = RenderError("its raw payload was purged (retention or erasure) before delivery")
+                out[row.id] = RenderError(_PURGED)
             else:
                 body["candidate"]["candidate_key"] = result.candidate_key
                 body["result"]["version"] = row.result_version  # the row's word, as a rendering's
                 out[row.id] = body
             continue
         raw = raws.get(row.raw_payload_id)
-        if raw is None or raw[3] is None or result is None:
-            out[row.id] = RenderError("its raw payload was purged (retention or erasure) before delivery")
+        if raw is None or raw.payload_enc is None or result is None:
+            out[row.id] = RenderError(_PURGED)
             continue
         spec = _spec(s, row.mapping_fingerprint)
         if spec is None:
             out[row.id] = RenderError(f"mapping spec {row.mapping_fingerprint} is not in mapping_versions")
             continue
-        _, source, payload_hash, payload_enc = raw
-        payload = jsonfast.loads(open_payload(s, keys, source, payload_hash, payload_enc))
+        payload = jsonfast.loads(open_payload(s, keys, raw.source, raw.payload_hash, raw.payload_enc))
         record, problems = spec.map(payload)
         if record is None:  # it mapped when it was loaded; only a changed normaliser could do this
             out[row.id] = RenderError(f"the stored payload no longer maps ({problems[0].rule} on {problems[0].field})")
