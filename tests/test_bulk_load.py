@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings, strategies as st
-from sqlalchemy import DateTime, func, insert, select, text
+from sqlalchemy import Column, DateTime, func, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hiresync.hub.bulk import insert_rows
+from hiresync.hub.bulk import _bind_processor, insert_rows
 from hiresync.hub.models import BLIND_INDEX_SCHEME, AuditEvent, Candidate, UTCDateTime
 from hiresync.hub.store import engine_for, migrate, transaction
 from hiresync.pipeline.runner import run_source
@@ -58,8 +58,9 @@ def test_bulk_rows_keep_json_chinese_text_and_aware_times(hub_url):
 @given(moment=st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
        offset_minutes=st.one_of(st.none(), st.integers(min_value=-14 * 60, max_value=14 * 60)))
 def test_sqlite_timestamps_are_written_as_sqlalchemy_would_write_them(moment, offset_minutes):
-    """UTCDateTime's own SQLite bind (isoformat) writes exactly SQLAlchemy's DATETIME text: rows
-    written before and after it compare and sort alike."""
+    """UTCDateTime's own SQLite bind (isoformat) writes exactly SQLAlchemy's DATETIME text, and so
+    does the bulk path's for a plain DateTime column: rows written before and after them compare and
+    sort alike."""
     dialect = sqlite.dialect()
     if offset_minutes is not None:
         moment = moment.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
@@ -67,6 +68,8 @@ def test_sqlite_timestamps_are_written_as_sqlalchemy_would_write_them(moment, of
     ours = UTCDateTime().bind_processor(dialect)
     assert ours(moment) == stock(UTCDateTime().process_bind_param(moment, dialect))
     assert ours(None) is None
+    # A plain DateTime column (the EHR's) through the bulk path: naive or aware, SQLAlchemy's text.
+    assert _bind_processor(Column("at", DateTime), dialect)(moment) == stock(moment)
 
 
 def test_a_bulk_insert_that_breaks_a_constraint_raises_what_an_insert_would(hub_url):

@@ -141,3 +141,18 @@ def test_the_group_time_zone_is_a_setting(monkeypatch, tmp_path):
     monkeypatch.setenv("HIRESYNC_TIMEZONE", "Mars/Olympus")
     with pytest.raises(ValueError, match="HIRESYNC_TIMEZONE must be an IANA time zone"):
         Settings.from_env()
+
+
+@pytest.mark.parametrize("zone, moment, expected", [
+    ("Asia/Shanghai", "2026-11-03T01:37:00+00:00", (datetime(2026, 11, 3, 9, 37), "+08:00")),
+    ("Asia/Kolkata", "2026-11-03T01:37:00+00:00", (datetime(2026, 11, 3, 7, 7), "+05:30")),
+    ("America/St_Johns", "2026-07-03T12:00:00+00:00", (datetime(2026, 7, 3, 9, 30), "-02:30")),  # summer time
+    ("America/St_Johns", "2026-12-03T12:00:00+00:00", (datetime(2026, 12, 3, 8, 30), "-03:30")),
+    ("UTC", "2026-12-03T12:00:00+00:00", (datetime(2026, 12, 3, 12, 0), "+00:00")),
+])
+def test_local_times_carry_their_zones_offset(zone, moment, expected):
+    """A group outside China: the offset HR reads beside the wall-clock time, half hours and summer
+    time included, spelled as ISO 8601 spells it."""
+    target = ehr_sql.EhrSqlTarget("sqlite://", time_zone=zone)
+    assert target.local(moment) == expected
+    target.engine.dispose()

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from connectors.targets.shape import Shape
+from hiresync import jsonfast
 from hiresync.hub.bulk import insert_rows
 
 SCHEMA_VERSION = 2
@@ -188,8 +190,7 @@ class EhrSqlTarget:
         if moment.tzinfo is None:  # the EHR's own UTC columns keep no zone
             moment = moment.replace(tzinfo=timezone.utc)
         here = moment.astimezone(self.zone)
-        offset = here.strftime("%z")
-        return here.replace(tzinfo=None), f"{offset[:3]}:{offset[3:]}"
+        return here.replace(tzinfo=None), _offset_text(here.utcoffset())
 
     def dimension_rows(self, result_key: str, vendor: str, dimensions: list[dict]) -> list[dict]:
         out = []
@@ -276,12 +277,21 @@ def _result_row(p: dict, idem: str, now: datetime) -> dict:
         business_unit=r.get("business_unit"), interview_started_at=_naive(r.get("started_at")),
         interview_completed_at=_naive(r.get("completed_at")), overall_score=r.get("overall_score"), score_max=100,
         status=r.get("status"), recommendation=r.get("recommendation"), ai_comment=r.get("ai_comment"),
-        dimension_scores=json.dumps([{k: d.get(k) for k in ("code", "name", "score", "comment")} for d in p["dimensions"]],
-                                    ensure_ascii=False),
+        dimension_scores=jsonfast.dumps([{k: d.get(k) for k in ("code", "name", "score", "comment")}
+                                         for d in p["dimensions"]]),
         video_url=r.get("video_url"), video_expires_at=_naive(r.get("video_expires_at")), report_url=r.get("report_url"),
         interviewer=r.get("interviewer"), source_updated_at=_naive(r.get("source_updated_at")),
         hub_version=r["version"], idempotency_key=idem, delivered_at=now,
     )
+
+
+@lru_cache(maxsize=64)
+def _offset_text(offset: timedelta) -> str:
+    """"+08:00" for a UTC offset (a zone has a few; strftime's "%z" and a slice cost more than the
+    rest of a row's local times)."""
+    seconds = int(offset.total_seconds())
+    minutes = abs(seconds) // 60
+    return f"{'-' if seconds < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _naive(iso: str | None) -> datetime | None:

@@ -16,16 +16,19 @@ exactly as `insert(table)` would have written it.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Boolean, Column, ColumnElement, Connection, Table, all_, any_, bindparam, func, insert, select, update
+from sqlalchemy import Boolean, Column, ColumnElement, Connection, DateTime, Table, all_, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+from hiresync.hub.models import sqlite_datetime_text
 
 
 def insert_rows(session: Session | Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -209,7 +212,21 @@ def _driver_sql(dialect) -> bool:
 
 
 def _bind_processor(column: Column, dialect) -> Callable[[Any], Any] | None:
-    return column.type.dialect_impl(dialect).bind_processor(dialect)
+    process = column.type.dialect_impl(dialect).bind_processor(dialect)
+    if process is not None and dialect.name == "sqlite" and type(column.type) is DateTime:
+        return _sqlite_datetime(process)
+    return process
+
+
+def _sqlite_datetime(stock: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A plain DateTime column on SQLite (the EHR's tables; the hub's own are UTCDateTime): a naive
+    datetime's text as UTCDateTime writes it (models.sqlite_datetime_text); anything else (an aware
+    datetime, a date) as SQLAlchemy would write it."""
+    def process(value):
+        if value.__class__ is datetime and value.tzinfo is None:
+            return sqlite_datetime_text(value)
+        return stock(value)
+    return process
 
 
 def _bound(column: Column, value: Any, dialect) -> Any:
