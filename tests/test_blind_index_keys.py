@@ -123,8 +123,7 @@ def test_migration_0014_marks_existing_candidates_as_indexed_the_old_way(tmp_pat
 
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     with engine_for(url).begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
+        cfg = alembic_config(url, conn)
         command.upgrade(cfg, "0013")
         conn.execute(text(
             "INSERT INTO candidates (candidate_key, key_version, full_name_enc, full_name_masked, national_id_enc, "

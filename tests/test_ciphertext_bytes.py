@@ -60,8 +60,7 @@ def test_migration_0016_converts_stored_tokens_and_back(blank_database):
     url = blank_database
     token = "v7:" + base64.b64encode(bytes(range(256)) * 3).decode()  # every byte value, ':' included
     with engine_for(url).begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
+        cfg = alembic_config(url, conn)
         command.upgrade(cfg, "0015")
         conn.execute(text("INSERT INTO raw_payloads (source, vendor_result_id, payload_hash, payload_enc, run_id, "
                           "received_at) VALUES ('s', :r, 'h', :t, 'run', '2026-01-01 00:00:00')"),

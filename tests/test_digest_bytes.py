@@ -50,8 +50,7 @@ def test_a_value_that_is_not_a_digest_is_refused_without_quoting_it(hub_url):
 def test_migration_0017_converts_stored_digests_and_back(blank_database):
     url = blank_database
     with engine_for(url).begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
+        cfg = alembic_config(url, conn)
         command.upgrade(cfg, "0016")
         conn.execute(text("INSERT INTO raw_payloads (source, vendor_result_id, payload_hash, run_id, received_at) "
                           "VALUES ('s', 'r1', :h, 'run', '2026-01-01 00:00:00')"), {"h": digest("payload")})

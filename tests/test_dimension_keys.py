@@ -18,8 +18,7 @@ NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 def test_migration_0022_numbers_each_results_dimensions_in_their_order_and_back(blank_database):
     url = blank_database
     with engine_for(url).begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
+        cfg = alembic_config(url, conn)
         command.upgrade(cfg, "0021")
         conn.execute(insert(Candidate.__table__), [dict(
             candidate_key="c1", key_version=1, national_id_bidx=digest("c1"), national_id_masked="110***",

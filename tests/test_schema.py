@@ -23,8 +23,7 @@ def test_migrations_go_down_to_nothing_and_back_up(blank_database):
     url = blank_database
     for step, target in ((command.upgrade, "head"), (command.downgrade, "base"), (command.upgrade, "head")):
         with engine_for(url).begin() as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
+            cfg = alembic_config(url, conn)
             step(cfg, target)
     with engine_for(url).connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

@@ -111,12 +111,16 @@ def reclaim_dead_rows(engine: Engine, table: str) -> None:
         log.info("%s was not vacuumed this time (%s)", table, type(exc).__name__)
 
 
-def alembic_config(url: str):
+def alembic_config(url: str, connection=None):
+    """Alembic's configuration for the hub at `url`; with `connection`, migrations run in that
+    connection's transaction."""
     from alembic.config import Config  # only where the schema is changed: a relay process needs none of it
 
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
     return cfg
 
 
@@ -126,9 +130,7 @@ def migrate(url: str) -> None:
 
     engine = engine_for(url)
     with engine.begin() as conn:
-        cfg = alembic_config(url)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(alembic_config(url, conn), "head")
 
 
 @contextmanager
