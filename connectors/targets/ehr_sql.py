@@ -287,8 +287,8 @@ def _result_row(p: dict, idem: str, now: datetime) -> dict:
 
 @lru_cache(maxsize=64)
 def _offset_text(offset: timedelta) -> str:
-    """"+08:00" for a UTC offset (a zone has a few; strftime's "%z" and a slice cost more than the
-    rest of a row's local times)."""
+    """A UTC offset as ISO 8601 spells it ("+08:00", "-03:30"), cached: a zone has a few, and
+    strftime's "%z" and a slice cost more than the rest of a row's local times."""
     seconds = int(offset.total_seconds())
     minutes = abs(seconds) // 60
     return f"{'-' if seconds < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
