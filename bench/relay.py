@@ -5,6 +5,11 @@ data policy, shape it by the target's mapping file, POST batches with idempotenc
 each outcome. Baseline in the same run: the same shaped batches POSTed straight to the same
 endpoint, no outbox (what delivery without any guarantee would cost). Median of --repeat runs,
 each on a fresh SQLite hub and a fresh simulator.
+
+Then the EHR SQL target alone: `EhrSqlTarget.upsert` of the same number of records (five dimensions
+and four timestamps each), 500 per call, into a fresh SQLite EHR, beside the same rows, built
+beforehand, written by the bulk path with nothing else to do: what shaping a record for the EHR
+(labels, local times, competencies, the dimension JSON) adds to writing it.
 """
 
 from __future__ import annotations
@@ -81,6 +86,48 @@ def run_baseline(count: int, batch: int) -> float:
         return count / elapsed
 
 
+def ehr_payload(i: int) -> dict:
+    p = payload(i)
+    p["result"] |= {"started_at": "2026-11-03T01:37:00+00:00", "completed_at": "2026-11-03T02:07:00+00:00",
+                    "source_updated_at": "2026-11-03T02:08:00+00:00", "video_expires_at": "2026-12-03T02:07:00+00:00"}
+    p["dimensions"] = [{"code": f"d{j}", "name": f"维度{j}", "score": 70.0 + j, "comment": "表达清晰"} for j in range(5)]
+    return p
+
+
+def run_ehr(count: int, shaped: bool) -> float:
+    """records/s: upserted by the target (shaped), or its rows built first and only the writes timed."""
+    from datetime import datetime
+
+    from connectors.targets.ehr_sql import (EhrSqlTarget, _candidate_row, _result_row, ehr_candidates,
+                                            ehr_dimension_scores, ehr_interview_results)
+    from hiresync.hub.bulk import insert_rows
+    from hiresync.hub.store import engine_for
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/ehr.db"
+        target = EhrSqlTarget(url, engine=engine_for(url))
+        batches = [[(f"k{i}", ehr_payload(i)) for i in range(lo, min(lo + 500, count))] for lo in range(0, count, 500)]
+        if shaped:
+            started = time.perf_counter()
+            for batch in batches:
+                target.upsert(batch)
+        else:
+            now = datetime(2026, 12, 7)
+            rows = [([_candidate_row(p["candidate"], now) for _, p in batch],
+                     [_result_row(p, k, now) | target.readable(p["result"]) for k, p in batch],
+                     [d for _, p in batch for d in target.dimension_rows(p["result"]["result_key"], "bench", p["dimensions"])])
+                    for batch in batches]
+            started = time.perf_counter()
+            for candidates, results, dimensions in rows:
+                with target.engine.begin() as conn:
+                    insert_rows(conn, ehr_candidates, candidates)
+                    insert_rows(conn, ehr_interview_results, results)
+                    insert_rows(conn, ehr_dimension_scores, dimensions)
+        elapsed = time.perf_counter() - started
+        target.engine.dispose()
+        return count / elapsed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=5000)
@@ -93,6 +140,11 @@ def main() -> None:
     print(f"outbox relay -> loopback batch endpoint: {args.records} records, median of {args.repeat}")
     print(f"  relay (claim, decrypt, policy, map, POST, mark)  {r:>10,.0f} records/s")
     print(f"  baseline (same batches POSTed, no outbox)        {b:>10,.0f} records/s   relay/baseline {r / b:.2f}")
+    upserts = statistics.median(run_ehr(args.records, shaped=True) for _ in range(args.repeat))
+    writes = statistics.median(run_ehr(args.records, shaped=False) for _ in range(args.repeat))
+    print(f"EHR SQL target (SQLite): {args.records} records of five dimensions, 500 per upsert, median of {args.repeat}")
+    print(f"  upserts (shape, look up, write)                  {upserts:>10,.0f} records/s")
+    print(f"  the same rows built beforehand, written alone    {writes:>10,.0f} records/s   upserts/writes {upserts / writes:.2f}")
 
 
 if __name__ == "__main__":
