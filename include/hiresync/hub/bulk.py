@@ -186,7 +186,10 @@ def lookup(session: Session | Connection, columns: Sequence[ColumnElement], key:
     process = _bind_processor(key, dialect)
     keys = [process(k) for k in keys] if process else keys
     if dialect.name == "postgresql":
-        tests.append(f"{quote(key.name)} = ANY(CAST({marker} AS {key.type.compile(dialect=dialect)}[]))")
+        # %b: the array in PostgreSQL's binary form. psycopg spells a list out as an array literal
+        # otherwise, each element escaped by a regular expression: a 500-key lookup of digests took
+        # 3.2 ms against 0.8 ms (docs/benchmarks.md).
+        tests.append(f"{quote(key.name)} = ANY(CAST(%b AS {key.type.compile(dialect=dialect)}[]))")
         params.append(keys)
     else:
         tests.append(f"{quote(key.name)} IN ({', '.join([marker] * len(keys))})")
