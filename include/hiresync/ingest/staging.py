@@ -51,6 +51,11 @@ class Staging:
                 w.write(batch)
         return w.count
 
+    def seal(self, name: str, index: int, batch: list[dict]) -> str:
+        """Batch number `index` of file `name` as its line in the file: serialised, compressed and
+        encrypted once, bound to the run, the file and the position."""
+        return self._keys.encrypt(jsonfast.dumpb(batch), self._context(name, index), compress=True)
+
     def read_batches(self, name: str, skip: int = 0) -> Iterator[list[dict]]:
         """The batches in order, from batch number `skip` on (those before it are not decrypted)."""
         with (self.dir / f"{name}.enc").open(encoding="utf-8") as f:
@@ -86,9 +91,12 @@ class BatchWriter:
 
     def write(self, batch: list[dict]) -> None:
         """One batch, as given (the caller decides its size: a mapped batch mirrors its raw batch)."""
-        text = self._staging._keys.encrypt(jsonfast.dumpb(batch), self._staging._context(self._name, self.batches),
-                                          compress=True)
-        self._file.write(text)
+        self.write_sealed(self._staging.seal(self._name, self.batches, batch), len(batch))
+
+    def write_sealed(self, line: str, count: int) -> None:
+        """One batch of `count` records sealed already (Staging.seal, for this file and position):
+        by a helper process beside the step, which has the key."""
+        self._file.write(line)
         self._file.write("\n")
         self.batches += 1
-        self.count += len(batch)
+        self.count += count

@@ -4,14 +4,18 @@ step maps the others.
 Validation and mapping run one after the other on one core, and the relay starts only with the
 load, so the machine's other core is idle through the map step. A mapped batch depends on its
 payloads and the spec alone (`mapped_batch`: MappingSpec.map and each record's content hash), so
-which process maps it changes nothing that is staged: the map step still stages every batch itself,
-in order, and judges them all with the canonical suite and for drift. The helper reads the run's
-staged batches itself (it has the key; nothing personal crosses the pipe but the mapped records)
-and maps those `helps` gives it, two of every three: the map step also stages and judges all of them.
+which process maps it changes nothing that is staged: the map step still stages every batch, in
+order, and judges them all with the canonical suite and for drift. The helper reads the run's
+staged batches itself (it has the key) and maps those `helps` gives it, two of every three. For each
+it also does what the step would do next with the records (`Helped`): seals the mapped batch as its
+line in the staging file, and builds the batch's columns for the canonical suite. The step writes
+that line as it comes and adds the columns to its window: it never builds those records itself
+(their serialising, encrypting and column building were about a fifth of the step's own work).
+Nothing crosses the pipe that the records did not hold before.
 
 What waits for the step is each batch's bytes, as the helper sent them (only the helper this step
-started writes to the pipe, so unpickling them trusts no one else); the step builds its records
-when it takes the batch. Records built in the receiving thread, ahead of the step and among its own
+started writes to the pipe, so unpickling them trusts no one else); the step unpickles a batch
+when it takes it. Objects built in the receiving thread, ahead of the step and among its own
 allocations, kept the process larger through the load, beside its relay (at 100,000 results its
 peak was 302 MB against 279 without the helper); with bytes waiting and the heap trimmed after each
 step (hiresync/heap.py), 277 MB (docs/benchmarks.md; `bench/end_to_end.py --worker` prints the
@@ -30,8 +34,10 @@ import subprocess
 import threading
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 from hiresync.config.settings import Settings
+from hiresync.contract import canonical_suite
 from hiresync.helper_process import start_helper
 from hiresync.ingest.staging import Staging
 from hiresync.mapping.spec import MappingSpec, content_hash
@@ -43,6 +49,20 @@ STOP_SECONDS = 30  # the most the step waits for the helper to end after the las
 
 # (row, canonical record) pairs, row -> problems, and the records' content hashes
 Mapped = tuple[list[tuple[int, dict]], dict[int, list[dict]], list[str]]
+
+
+class Helped(NamedTuple):
+    """A batch the helper mapped, as the map step uses it."""
+    line: str                          # the mapped batch sealed as its line in the staging file
+    mapped: int                        # the records in it
+    problems: dict[int, list[dict]]    # row -> the mapping's problems with it
+    columns: dict[str, list]           # the records' columns for the canonical suite
+
+
+def staged_rows(mapped: list[tuple[int, dict]], digests: list[str]) -> list[dict]:
+    """A mapped batch as staged: each record with its row and content hash (the canonical suite
+    needs the hash in the map step, the version guard in the load)."""
+    return [{"row": row, "record": rec, "digest": digest} for (row, rec), digest in zip(mapped, digests)]
 
 
 def mapped_batch(mapping: MappingSpec, batch: list[dict], start: int, skip: set[int]) -> Mapped:
@@ -72,7 +92,7 @@ class MapBeside:
     def __init__(self, staging: Staging, keys: Keyring, mapping: MappingSpec, skip: set[int]):
         self._args = (str(staging.dir.parent), staging.run_id, keys, staging.batch_size, mapping.file,
                       mapping.fingerprint, sorted(skip))
-        self._results: dict[int, bytes] = {}  # batch index -> the pickled `Mapped` the helper sent
+        self._results: dict[int, bytes] = {}  # batch index -> the pickled `Helped` the helper sent
         self._ended = self._closing = False
         self._changed = threading.Condition()
 
@@ -99,7 +119,7 @@ class MapBeside:
                 self._ended = True
                 self._changed.notify_all()
 
-    def result(self, index: int) -> Mapped | None:
+    def result(self, index: int) -> Helped | None:
         with self._changed:
             self._changed.wait_for(lambda: index in self._results or self._ended)
             found = self._results.pop(index, None)
@@ -151,11 +171,12 @@ def _serve(staging_root: str, run_id: str, keys: Keyring, batch_size: int, mappi
         if conn.poll():  # the step said stop (it has every batch, or failed), or is gone
             return
         if helps(index):
+            mapped, problems, digests = mapped_batch(mapping, batch, rows, failed | {k["row"] for k in known})
+            helped = Helped(staging.seal("mapped", index, staged_rows(mapped, digests)), len(mapped), problems,
+                            canonical_suite.frame_columns(mapped, mapping, digests))
             try:
-                mapped = pickle.dumps(mapped_batch(mapping, batch, rows, failed | {k["row"] for k in known}),
-                                      protocol=pickle.HIGHEST_PROTOCOL)
                 conn.send(index)
-                conn.send_bytes(mapped)
+                conn.send_bytes(pickle.dumps(helped, protocol=pickle.HIGHEST_PROTOCOL))
             except OSError:
                 return
         rows += len(batch)

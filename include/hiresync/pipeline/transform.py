@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from hiresync.contract import canonical_suite, drift
 from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.pipeline.context import RunContext
-from hiresync.pipeline.map_beside import beside_when, helps, mapped_batch
+from hiresync.pipeline.map_beside import beside_when, helps, mapped_batch, staged_rows
 
 
 def map_records(ctx: RunContext) -> dict:
@@ -49,21 +49,22 @@ def map_records(ctx: RunContext) -> dict:
         for index, (batch, known) in enumerate(zip(ctx.staging.read_batches("raw"), ctx.staging.read_batches("known"))):
             for raw in batch:
                 presence.see(raw["payload"])
+            # Staged now, judged with the window: a row the canonical suite fails is in map_problems,
+            # which the load step reads before the mapped record (and quarantines it). One mapped
+            # batch per raw batch, empty or not: the load zips them.
             done = helper.result(index) if helper is not None and helps(index) else None
             if done is None:  # known rows: loaded before, byte for byte (validate)
-                done = mapped_batch(mapping, batch, rows, failed | {k["row"] for k in known})
-            else:
+                mapped, found, digests = mapped_batch(mapping, batch, rows, failed | {k["row"] for k in known})
+                out.write(staged_rows(mapped, digests))
+                count, columns = len(mapped), canonical_suite.frame_columns(mapped, mapping, digests)
+            else:  # mapped, sealed and put in columns by the helper
                 helped += 1
-            mapped, found, digests = done
+                out.write_sealed(done.line, done.mapped)
+                count, found, columns = done.mapped, done.problems, done.columns
             problems.update(found)
             rows += len(batch)
-            # Staged now, judged with the window: a row the canonical suite fails is in map_problems,
-            # which the load step reads before the mapped record (and quarantines it). Each record's
-            # content hash goes with it: the suite needs it here, the load's version guard there.
-            out.write([{"row": row, "record": rec, "digest": digest}  # one per raw batch: load zips them
-                       for (row, rec), digest in zip(mapped, digests)])
-            mapped_total += len(mapped)
-            window.add(canonical_suite.frame_columns(mapped, mapping, digests))
+            mapped_total += count
+            window.add(columns)
     window.flush()
     staged = mapped_total - len(canonical_failed)
     canonical_summary = summaries.total
