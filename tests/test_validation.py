@@ -427,3 +427,18 @@ def test_importing_validation_does_not_import_great_expectations():
         "sys.exit('great_expectations' in sys.modules or 'hiresync.contract.expectations' in sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": str(INCLUDE)})
+
+
+def test_nothing_of_a_window_is_held_after_its_validation(gx):
+    """GX's execution engine kept the frame it validated last, and every metric computed on it, until
+    the next validation: a window's memory held through the rest of the step (contract.gx._let_go)."""
+    import gc
+
+    rows = 3_137  # a length no other frame here has
+    df = pd.DataFrame({KEY: [f"k{i}" for i in range(rows)], "overall_score": [50.0] * (rows - 1) + [500.0]})
+    outcome = run(df, Check("overall_score", "RANGE", "ExpectColumnValuesToBeBetween",
+                            {"column": "overall_score", "min_value": 0, "max_value": 100}))
+    assert outcome.failures == [Failure(f"k{rows - 1}", "overall_score", "RANGE")]
+    del df
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, (pd.DataFrame, pd.Series)) and len(o) == rows]

@@ -205,6 +205,7 @@ def validate_frame(
     with _gx_lock:
         batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": gx_frame})
         suite_result = batch.validate(suite, result_format=result_format)
+        _let_go(batch)
 
     by_index = {r.expectation_config.meta[_META_KEY]: r for r in suite_result.results}
     failures: list[Failure] = []
@@ -288,6 +289,19 @@ def _build_expectation(gx_state: _Gx, check: Check, index: int) -> Any:
         return cls(**kwargs, meta={_META_KEY: index})
     except Exception as exc:  # pydantic validation of mapping-file kwargs: config, not PII
         raise ValueError(f"{_describe(check)} has invalid kwargs: {exc}") from None
+
+
+def _let_go(batch: Any) -> None:
+    """GX's execution engine keeps the frame it validated last and every metric it computed on it
+    (in 1.24: the batch manager's caches and `_metric_cache`) until the next validation replaces them:
+    a window's frame and its metrics, held through the rest of the step and into the next one, and
+    two windows' worth at the start of each validation. Nothing here reads them again."""
+    engine = batch.data.execution_engine
+    engine.batch_manager.reset_batch_cache()
+    engine.batch_manager.batch_data_cache.clear()
+    metrics = getattr(engine, "_metric_cache", None)
+    if isinstance(metrics, dict):
+        metrics.clear()
 
 
 def _raise_if_errored(check: Check, exception_info: Any) -> None:
