@@ -156,3 +156,31 @@ def test_local_times_carry_their_zones_offset(zone, moment, expected):
     target = ehr_sql.EhrSqlTarget("sqlite://", time_zone=zone)
     assert target.local(moment) == expected
     target.engine.dispose()
+
+
+def test_two_processes_creating_the_tables_at_once_both_go_on(ehr_url):
+    """Two sources' deliver tasks starting on a new EHR database at once both find ehr_candidates
+    missing; the other creates it between this one's look and its CREATE (here: in a DDL event, on a
+    connection of its own). This one's CREATE fails, and it goes on with the table the other made."""
+    from sqlalchemy import event
+
+    engine = create_engine(ehr_url)
+    other = create_engine(ehr_url)
+    raced = []
+
+    def the_other_creates_it_first(table, connection, **kw):
+        if not raced:
+            raced.append(table.name)
+            table.create(other)
+
+    event.listen(ehr_sql.ehr_candidates, "before_create", the_other_creates_it_first)
+    try:
+        ehr_sql.EhrSqlTarget(ehr_url, engine=engine, competency_of=_resolver())
+    finally:
+        event.remove(ehr_sql.ehr_candidates, "before_create", the_other_creates_it_first)
+        other.dispose()
+    assert raced == ["ehr_candidates"]
+    assert {"ehr_candidates", "ehr_interview_results", "ehr_dimension_scores"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        assert conn.scalar(select(ehr_sql.ehr_schema_version.c.version)) == ehr_sql.SCHEMA_VERSION
+    engine.dispose()

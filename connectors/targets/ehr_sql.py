@@ -208,8 +208,9 @@ def upgrade(engine, target: EhrSqlTarget) -> int:
     Version 1 had ehr_candidates and ehr_interview_results (with the JSON dimension column) only.
     Missing tables are created, missing columns added (ALTER TABLE ... ADD COLUMN, which all three
     databases take), and existing results get their labels, local times and dimension rows. Safe to
-    run twice and from two processes at once: a column another process added is taken as added."""
-    metadata.create_all(engine)  # new tables only; it never alters an existing one
+    run twice and from two processes at once: a table or column another process added is taken as
+    added."""
+    _create_tables(engine)
     with engine.connect() as conn:
         current = conn.scalar(select(ehr_schema_version.c.version).where(ehr_schema_version.c.id == 1))
     if current is not None and current >= SCHEMA_VERSION:
@@ -237,6 +238,19 @@ def upgrade(engine, target: EhrSqlTarget) -> int:
             except IntegrityError:
                 pass  # another process recorded it first
     return filled
+
+
+def _create_tables(engine) -> None:
+    """The tables missing (create_all never alters an existing one). Two processes starting on a new
+    EHR database at once (two sources' deliver tasks after a first start) both find a table missing
+    and both create it; the later CREATE fails, and create_all again finds what the other made."""
+    for _ in range(len(metadata.tables)):  # the other process may be one table ahead each time
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError):
+            continue
+    metadata.create_all(engine)  # a failure that is not that race: its own error
 
 
 def _backfill(engine, target: EhrSqlTarget, batch: int = 1000) -> int:
