@@ -243,12 +243,13 @@ def upgrade(engine, target: EhrSqlTarget) -> int:
 def _create_tables(engine) -> None:
     """The tables missing (create_all never alters an existing one). Two processes starting on a new
     EHR database at once (two sources' deliver tasks after a first start) both find a table missing
-    and both create it; the later CREATE fails, and create_all again finds what the other made."""
+    and both create it; the later CREATE fails, and create_all again finds what the other made.
+    (PostgreSQL may report two CREATEs at the same moment as a duplicate key in its catalogue.)"""
     for _ in range(len(metadata.tables)):  # the other process may be one table ahead each time
         try:
             metadata.create_all(engine)
             return
-        except (OperationalError, ProgrammingError):
+        except (OperationalError, ProgrammingError, IntegrityError):
             continue
     metadata.create_all(engine)  # a failure that is not that race: its own error
 
