@@ -112,3 +112,23 @@ def test_the_helper_keeps_handed_bodies_as_bytes_within_its_limit():
     assert handed.take(["unknown"]) == {}
     assert handed.held == sum(len(f"k{i}") + len(jsonfast.dumpb(body | {"key": f"k{i}"})) + 2
                               for i in range(10) if i not in (3, 9))
+
+
+def test_the_helper_forgets_the_oldest_missed_keys_first():
+    """Keys the relay asked for before their bodies came are remembered up to MISSED, the oldest
+    forgotten first: a body that comes for a forgotten key is kept (and taken later), one for a key
+    still remembered is not."""
+    from hiresync.delivery.beside import Handed
+
+    def message(*keys):
+        return b"\n".join(k.encode() + b'\t{"n": 1}' for k in keys)
+
+    handed = Handed()
+    handed.MISSED = 3
+    assert handed.take(["a", "b", "c", "d", "e"]) == {}  # a and b forgotten; c, d and e remembered
+    handed.add(message("a", "b", "c", "e"))
+    assert handed.take(["a", "b"]) == {"a": {"n": 1}, "b": {"n": 1}}
+    assert handed.take(["f", "g"]) == {}  # remembered: d, f, g (c and e came, so they were let go)
+    assert handed.take(["h"]) == {}  # d, the oldest, is forgotten
+    handed.add(message("d", "f"))
+    assert handed.take(["d", "f"]) == {"d": {"n": 1}}
