@@ -21,8 +21,13 @@ from hiresync.config.files import private_file, tighten
 
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
-# The most SQLite's write-ahead log may grow to during a long load before it is truncated.
-WAL_LIMIT = 64 * 2**20
+# The most SQLite's write-ahead log may grow to during a long load before it is truncated. Each
+# truncation first copies every page in the log into the database file, and a load batch rewrites
+# pages all over the indexes on unordered keys: at 64 MB a 300,000-result load truncated after
+# every other batch, 7.5 s of a 115 s step, and took 102 s at 256 MB (docs/benchmarks.md), where a
+# page rewritten by several batches is copied once. Disk only: SQLite's index of the log is a few
+# hundred KB at this size.
+WAL_LIMIT = 256 * 2**20
 
 
 def engine_for(url: str) -> Engine:
