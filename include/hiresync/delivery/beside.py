@@ -183,7 +183,7 @@ class Handed:
         self._lock = threading.Lock()
         self._bodies: dict[str, bytes] = {}  # idempotency key -> its body's JSON
         # In the order asked. An OrderedDict: forgetting the oldest of a plain dict (`next(iter(d))`)
-        # walks past every key deleted before it, about 10 us a key once the relay misses many.
+        # walks past every key deleted before it, a few us a key once the relay misses many.
         self._missed: OrderedDict[str, None] = OrderedDict()
 
     def add(self, message: bytes) -> None:
