@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # The most SQLite's write-ahead log may grow to during a long load before it is truncated. Each
 # truncation first copies every page in the log into the database file, and a load batch rewrites
-# pages all over the indexes on unordered keys: at 64 MB a 300,000-result load truncated after
-# every other batch, 7.5 s of a 115 s step, and took 102 s at 256 MB (docs/benchmarks.md), where a
-# page rewritten by several batches is copied once. Disk only: SQLite's index of the log is a few
-# hundred KB at this size.
+# pages all over the indexes on unordered keys: at 64 MB a large load truncated after about every
+# other batch, and a page several batches rewrote was copied each time; at 256 MB it is copied once
+# (docs/benchmarks.md has the measurements). The cost is disk only: SQLite's index of the log is a
+# few hundred KB at this size.
 WAL_LIMIT = 256 * 2**20
 
 
