@@ -89,29 +89,41 @@ def test_the_relay_beside_the_load_sends_the_handed_bodies(settings, aiview, mon
     assert 0 < outcomes[0]["handed"] <= outcomes[0]["delivered"]["ehr"]
 
 
-def test_the_helper_keeps_handed_bodies_as_bytes_within_its_limit():
-    """Handed keeps each body as the bytes it came in, gives each once, past its limit keeps no more
-    (the relay renders those rows itself), and keeps no body of a row the relay already rendered: a
-    relay that falls behind does not grow beside the load, nor fill its room with bodies no one takes."""
+def _message(bodies: dict[str, dict]) -> bytes:
+    import zstandard
+
+    from hiresync.delivery.beside import pack
+
+    return pack(list(bodies), b"\n".join(jsonfast.dumpb(b) for b in bodies.values()), zstandard.ZstdCompressor())
+
+
+def test_the_helper_keeps_handed_bodies_compressed_within_its_limit():
+    """Handed keeps the bodies as the compressed message they came in, gives each once, lets a
+    message go when every body in it is taken, past its limit keeps no more (the relay renders those
+    rows itself), and keeps no body of a row the relay already rendered: a relay that falls behind
+    does not grow beside the load, nor fill its room with bodies no one takes."""
     from hiresync.delivery.beside import Handed
 
-    body = {"candidate": {"full_name": "王芳"}, "result": {"result_key": "aiview:1", "overall_score": 85.0}}
-
-    def message(keys):
-        return b"\n".join(k.encode() + b"\t" + jsonfast.dumpb(body | {"key": k}) for k in keys)
-
-    first = message([f"k{i}" for i in range(10)])
+    body = {"candidate": {"full_name": "王芳"}, "result": {"result_key": "aiview:1", "overall_score": 85.0},
+            "comment": "表达清晰，逻辑严谨。" * 20}
+    first = _message({f"k{i}": body | {"key": f"k{i}"} for i in range(10)})
+    assert len(first) < len(jsonfast.dumpb(body)) * 3  # ten bodies, compressed together
     handed = Handed(limit=len(first) + 100)
     handed.add(first)
-    handed.add(message(["late1", "late2"]))  # beyond the limit: not kept
+    handed.add(_message({"late1": body, "late2": body}))  # beyond the limit: not kept
     assert handed.take(["k3", "k9", "late1", "unknown"]) == {"k3": body | {"key": "k3"}, "k9": body | {"key": "k9"}}
     assert handed.take(["k3"]) == {} and handed.given == 2
-    handed.add(message(["later"]))  # room again once bodies are taken
-    assert handed.take(["later"])["later"]["result"]["overall_score"] == 85.0
-    handed.add(message(["unknown"]))  # asked for before it came: the relay rendered that row itself
-    assert handed.take(["unknown"]) == {}
-    assert handed.held == sum(len(f"k{i}") + len(jsonfast.dumpb(body | {"key": f"k{i}"})) + 2
-                              for i in range(10) if i not in (3, 9))
+    assert handed.held == len(first)  # eight of its bodies still to be taken
+    later = _message({"later": body})
+    handed.add(later)  # no room yet
+    assert handed.take(["later"]) == {}
+    assert len(handed.take([f"k{i}" for i in range(10)])) == 8 and handed.held == 0  # all taken: let go
+    handed.add(later)  # asked for before it came: the relay rendered that row itself
+    assert handed.held == 0
+    again = _message({"again": body})
+    handed.add(again)
+    assert handed.held == len(again) and handed.take(["again"])["again"]["result"]["overall_score"] == 85.0
+    assert handed.given == 11 and handed.held == 0
 
 
 def test_the_helper_forgets_the_oldest_missed_keys_first():
@@ -121,7 +133,7 @@ def test_the_helper_forgets_the_oldest_missed_keys_first():
     from hiresync.delivery.beside import Handed
 
     def message(*keys):
-        return b"\n".join(k.encode() + b'\t{"n": 1}' for k in keys)
+        return _message({k: {"n": 1} for k in keys})
 
     handed = Handed()
     handed.MISSED = 3

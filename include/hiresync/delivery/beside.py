@@ -15,7 +15,9 @@ The load hands the helper the body of each outbox row it writes, while the row's
 payload with the same spec), so the helper need not decrypt, parse and map every payload again, a
 third of its work; rows it claims before their bodies arrive, or beyond what it keeps waiting
 (`HANDED_BYTES`), it renders as any relay does (hiresync.delivery.render checks that the payload is
-still stored either way: an erased payload's row is never sent).
+still stored either way: an erased payload's row is never sent). Bodies travel and wait compressed,
+a message at a time: on SQLite the relay falls behind the load (its claims wait for the load's
+batch transactions), and every body it has no room for is one it renders itself.
 
 The helper stops when the process that started it asks (after its current batch) or is gone (its
 end of the pipe closes): a killed load leaves no relay behind. What it delivered, and any target it
@@ -35,6 +37,9 @@ from collections import OrderedDict
 from contextlib import nullcontext
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import NamedTuple
+
+import zstandard
 
 from hiresync import jsonfast
 from hiresync.config.settings import Settings
@@ -44,8 +49,9 @@ from hiresync.privacy.pii import Keyring
 log = logging.getLogger(__name__)
 IDLE_SECONDS = 0.2  # between looks at the outbox when nothing was due
 STOP_SECONDS = 120  # the most the load waits for the helper's last batch before it stops it hard
-# The most handed bodies the helper keeps waiting, as bytes (about a kilobyte each): a relay that
-# falls behind renders the later rows itself rather than growing beside the load.
+# The most handed bodies the helper keeps waiting, as compressed bytes (a body is about a kilobyte
+# of JSON, a fifth of that compressed): a relay that falls behind renders the later rows itself
+# rather than growing beside the load.
 HANDED_BYTES = 4 * 1024 * 1024
 # Bodies per message. A batch's bodies in one message (two megabytes or so) left the helper about
 # 20 MB larger at 40,000 results: each message is read in pieces into buffers of its whole size,
@@ -64,8 +70,9 @@ class RelayBeside:
         self._process = self._conn = None
         # Messages go out from a thread of their own: a batch's bodies are a megabyte or two, which
         # the pipe takes in pieces as the helper reads them, and the load need not wait for that.
-        self._outgoing: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._outgoing: queue.SimpleQueue[tuple[list[str], bytes] | bytes | None] = queue.SimpleQueue()
         self._sender = threading.Thread(target=self._send, daemon=True)
+        self._compressor = zstandard.ZstdCompressor(level=1)  # the sender thread's alone
 
     def __enter__(self) -> "RelayBeside":
         self._process, self._conn = start_helper(__name__, "_serve", self.settings, self.keys, self.targets)
@@ -76,10 +83,13 @@ class RelayBeside:
         """Outbox idempotency key -> the body of that row, for rows just committed."""
         items = list(bodies.items())
         for i in range(0, len(items), HAND_BODIES):
-            self._outgoing.put(b"\n".join(key.encode() + b"\t" + jsonfast.dumpb(body) for key, body in items[i:i + HAND_BODIES]))
+            part = items[i:i + HAND_BODIES]
+            self._outgoing.put(([key for key, _ in part], b"\n".join(jsonfast.dumpb(body) for _, body in part)))
 
     def _send(self) -> None:
-        while (message := self._outgoing.get()) is not None:
+        while (item := self._outgoing.get()) is not None:
+            # Compressed here, off the load's thread (zstd lets go of the GIL while it works).
+            message = item if isinstance(item, bytes) else pack(*item, self._compressor)
             try:
                 self._conn.send_bytes(message)
             except OSError:  # it ended on its own (every target left): nobody to hand them to
@@ -168,12 +178,27 @@ def _receive(conn: Connection, handed: "Handed", stop: threading.Event) -> None:
     stop.set()
 
 
+def pack(keys: list[str], bodies: bytes, compressor: zstandard.ZstdCompressor) -> bytes:
+    """One message of handed bodies: their idempotency keys, a line each, then a NUL and the bodies'
+    JSON (a line each, in the keys' order), compressed. The keys stay readable so that the helper
+    can file a message without decompressing it."""
+    return "\n".join(keys).encode() + b"\0" + compressor.compress(bodies)
+
+
+class _Message(NamedTuple):
+    keys: list[str]     # in the order of the bodies
+    bodies: bytes       # compressed
+    size: int           # what it counts against the limit
+    left: list[int]     # how many of its bodies are still to be taken (a list: mutable in a tuple)
+
+
 class Handed:
-    """Bodies handed over by the load: each kept as the bytes it came in until the relay asks for it,
-    then parsed (parsing a batch's bodies at once left the helper holding tens of megabytes of
-    dicts while it sent them). A row the relay asked for before its body came was rendered by the
-    relay: its body is not kept when it comes (else the bodies of rendered rows would fill the room
-    and leave none for the later ones)."""
+    """Bodies handed over by the load, kept as the compressed messages they came in until the relay
+    asks for them; each message is decompressed when the relay takes bodies from it, and let go once
+    every body in it is taken (the relay claims rows in about the order the load wrote them, so a
+    message is seldom held long for one body). A row the relay asked for before its body came was
+    rendered by the relay: its body is not kept when it comes (else the bodies of rendered rows would
+    fill the room and leave none for the later ones)."""
 
     MISSED = 20_000  # keys asked for and not yet here, remembered (the oldest forgotten first)
 
@@ -181,39 +206,56 @@ class Handed:
         self.limit, self.held = limit, 0
         self.given = 0  # bodies taken
         self._lock = threading.Lock()
-        self._bodies: dict[str, bytes] = {}  # idempotency key -> its body's JSON
+        self._messages: dict[int, _Message] = {}
+        self._where: dict[str, tuple[int, int]] = {}  # idempotency key -> (its message, its line there)
+        self._next = 0
+        self._decompressor = zstandard.ZstdDecompressor()  # used under the lock only
         # In the order asked. An OrderedDict: forgetting the oldest of a plain dict (`next(iter(d))`)
         # walks past every key deleted before it, a few us a key once the relay misses many.
         self._missed: OrderedDict[str, None] = OrderedDict()
 
     def add(self, message: bytes) -> None:
-        """One message: a line per body, its idempotency key, a tab, its JSON (which has no line break)."""
+        """One message as `pack` made it."""
         with self._lock:
             if self.held + len(message) > self.limit:  # rendered by the relay, as without a hand-over
                 return
-            for line in message.split(b"\n"):
-                key, _, body = line.partition(b"\t")
-                key = key.decode()
+            head, _, bodies = message.partition(b"\0")
+            keys = head.decode().split("\n")
+            wanted = []
+            for line, key in enumerate(keys):
                 if key in self._missed:  # its row was rendered already
                     del self._missed[key]
-                    continue
-                self._bodies[key] = body
-                self.held += _size(key, body)
+                else:
+                    wanted.append((key, line))
+            if not wanted:
+                return
+            number, self._next = self._next, self._next + 1
+            self._messages[number] = _Message(keys, bodies, len(message), [len(wanted)])
+            self._where.update((key, (number, line)) for key, line in wanted)
+            self.held += len(message)
 
     def take(self, keys: list[str]) -> dict[str, dict]:
         """idempotency key -> body, for those of `keys` handed over (each is given once)."""
+        found: dict[str, bytes] = {}
         with self._lock:
-            found = {key: body for key in keys if (body := self._bodies.pop(key, None)) is not None}
-            self.held -= sum(_size(key, body) for key, body in found.items())
+            by_message: dict[int, list[tuple[str, int]]] = {}
+            for key in keys:
+                if (place := self._where.pop(key, None)) is not None:
+                    by_message.setdefault(place[0], []).append((key, place[1]))
+                else:
+                    self._missed[key] = None
+            for number, wanted in by_message.items():
+                message = self._messages[number]
+                lines = self._decompressor.decompress(message.bodies).split(b"\n")
+                found.update((key, lines[line]) for key, line in wanted)
+                message.left[0] -= len(wanted)
+                if not message.left[0]:
+                    del self._messages[number]
+                    self.held -= message.size
             self.given += len(found)
-            self._missed.update(dict.fromkeys(key for key in keys if key not in found))
             while len(self._missed) > self.MISSED:
                 self._missed.popitem(last=False)
         return {key: jsonfast.loads(body) for key, body in found.items()}
-
-
-def _size(key: str, body: bytes) -> int:
-    return len(key) + len(body) + 2
 
 
 def relayed(staging) -> dict:
