@@ -35,9 +35,9 @@ import subprocess
 import threading
 from collections import OrderedDict
 from contextlib import nullcontext
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import NamedTuple
 
 import zstandard
 
@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 0.2  # between looks at the outbox when nothing was due
 STOP_SECONDS = 120  # the most the load waits for the helper's last batch before it stops it hard
 # The most handed bodies the helper keeps waiting, as compressed bytes (a body is about a kilobyte
-# of JSON, a fifth of that compressed): a relay that falls behind renders the later rows itself
-# rather than growing beside the load.
+# of JSON, a message of them compresses about 7:1): a relay that falls behind renders the later rows
+# itself rather than growing beside the load.
 HANDED_BYTES = 4 * 1024 * 1024
 # Bodies per message. A batch's bodies in one message (two megabytes or so) left the helper about
 # 20 MB larger at 40,000 results: each message is read in pieces into buffers of its whole size,
@@ -88,7 +88,7 @@ class RelayBeside:
 
     def _send(self) -> None:
         while (item := self._outgoing.get()) is not None:
-            # Compressed here, off the load's thread (zstd lets go of the GIL while it works).
+            # Compressed here, in the thread that sends, not in the load's.
             message = item if isinstance(item, bytes) else pack(*item, self._compressor)
             try:
                 self._conn.send_bytes(message)
@@ -185,11 +185,11 @@ def pack(keys: list[str], bodies: bytes, compressor: zstandard.ZstdCompressor) -
     return "\n".join(keys).encode() + b"\0" + compressor.compress(bodies)
 
 
-class _Message(NamedTuple):
-    keys: list[str]     # in the order of the bodies
-    bodies: bytes       # compressed
-    size: int           # what it counts against the limit
-    left: list[int]     # how many of its bodies are still to be taken (a list: mutable in a tuple)
+@dataclass(slots=True)
+class _Message:
+    bodies: bytes  # compressed, a line each
+    size: int      # what it counts against the limit
+    left: int      # how many of its bodies are still to be taken
 
 
 class Handed:
@@ -230,7 +230,7 @@ class Handed:
             if not wanted:
                 return
             number, self._next = self._next, self._next + 1
-            self._messages[number] = _Message(keys, bodies, len(message), [len(wanted)])
+            self._messages[number] = _Message(bodies, len(message), len(wanted))
             self._where.update((key, (number, line)) for key, line in wanted)
             self.held += len(message)
 
@@ -248,8 +248,8 @@ class Handed:
                 message = self._messages[number]
                 lines = self._decompressor.decompress(message.bodies).split(b"\n")
                 found.update((key, lines[line]) for key, line in wanted)
-                message.left[0] -= len(wanted)
-                if not message.left[0]:
+                message.left -= len(wanted)
+                if not message.left:
                     del self._messages[number]
                     self.held -= message.size
             self.given += len(found)
