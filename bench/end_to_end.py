@@ -11,9 +11,9 @@ in the same invocation, three references on the same machine and database:
           work that produces it, a bound for any engine that keeps those rows.
 Reported: medians over --repeat runs, results/s end to end and the ratio to the floor, the time in
 each stage with the CPU the pipeline's process spent in it, the CPU per result of each process (the
-pipeline, the helpers beside the map step and the load, a local database server, the simulator)
-and the rate that CPU would allow with every core busy, peak RSS, and the hub's size on disk per
-result. This is a script, not a test: machines here are noisy, so read the ratios.
+pipeline, the helpers beside the validate and map steps and the load, a local database server, the
+simulator) and the rate that CPU would allow with every core busy, peak RSS, and the hub's size on
+disk per result. This is a script, not a test: machines here are noisy, so read the ratios.
 
     make bench                                   # 100,000 results, SQLite + PostgreSQL if reachable
     make bench BENCH_ARGS="--count 20000 --repeat 3 --db sqlite"
@@ -110,18 +110,21 @@ def worker(args) -> dict:
             summary = run_source("aiview", settings, on_step=on_step)
             seconds = time.perf_counter() - started
             after = _cpu_self(), _cpu_children(), _cpu_of(simulator_pid)
-        # CPU seconds by process over the run: the helpers beside the map step and beside the load are
-        # this process's children (they ended and were waited for, so they are counted, by the step
-        # they ended in; so would a short helper a library runs, such as `file`, counted with the
-        # pipeline when no helper started); the database server's processes (None for a remote
-        # one); the vendor simulator, on the same cores.
+        # CPU seconds by process over the run: the helpers beside the validate and map steps and
+        # beside the load are this process's children (they ended and were waited for, so they are
+        # counted, by the step they ended in; so would a short helper a library runs, such as `file`,
+        # counted with the pipeline when no helper started); the database server's processes (None
+        # for a remote one); the vendor simulator, on the same cores.
         pipeline, children, simulator = (a - b for a, b in zip(after, before))
-        mapping = helpers_cpu.get("map", 0.0)  # the relay beside the load starts after the map step
-        cpu = {"pipeline": pipeline + (0.0 if helpers else children - mapping)}
+        # the relay beside the load starts after the map step
+        validating, mapping = helpers_cpu.get("validate", 0.0), helpers_cpu.get("map", 0.0)
+        cpu = {"pipeline": pipeline + (0.0 if helpers else children - validating - mapping)}
+        if validating:
+            cpu["validate_beside"] = validating
         if mapping:
             cpu["map_beside"] = mapping
         if helpers:
-            cpu["relay_beside"] = children - mapping
+            cpu["relay_beside"] = children - validating - mapping
         if server.local or server.remote:  # not SQLite
             cpu["database_server"] = server.seconds
         cpu["simulator"] = simulator

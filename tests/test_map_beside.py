@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from hiresync.hub.models import InterviewResult, Quarantine
 from hiresync.hub.store import transaction
-from hiresync.pipeline import map_beside
+from hiresync.pipeline import batches_beside, map_beside
 from hiresync.pipeline.context import RunContext
 from hiresync.pipeline.extract import extract
 from hiresync.pipeline.runner import run_source
@@ -104,6 +104,6 @@ def test_a_map_step_that_fails_midway_stops_its_helper_at_once(sqlite_settings, 
     started = time.monotonic()
     with pytest.raises(RuntimeError, match="canonical suite failed"):
         map_records(ctx)
-    assert time.monotonic() - started < map_beside.STOP_SECONDS  # not waited out, nor stuck
+    assert time.monotonic() - started < batches_beside.STOP_SECONDS  # not waited out, nor stuck
     assert not [p for p in psutil.Process().children(recursive=True)
                 if "map_beside" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE]

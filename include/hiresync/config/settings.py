@@ -30,6 +30,9 @@ class Settings:
     # A run with at least this many rows has part of its batches mapped by a second process while
     # the map step maps the rest (hiresync.pipeline.map_beside); 0 never starts one.
     map_beside_rows: int = 10_000
+    # The same for the validate step: a second process prepares part of its batches for the raw
+    # suite (hiresync.pipeline.validate_beside); 0 never starts one.
+    validate_beside_rows: int = 10_000
     # The group's time zone: what the EHR and the HR report show interview times in (beside UTC).
     timezone: str = "Asia/Shanghai"
 
@@ -56,6 +59,7 @@ class Settings:
             batch_size=_positive_int("HIRESYNC_BATCH_SIZE", 2000),
             relay_beside_rows=_whole_number("HIRESYNC_RELAY_BESIDE_ROWS", 10_000),
             map_beside_rows=_whole_number("HIRESYNC_MAP_BESIDE_ROWS", 10_000),
+            validate_beside_rows=_whole_number("HIRESYNC_VALIDATE_BESIDE_ROWS", 10_000),
             timezone=_time_zone(os.environ.get("HIRESYNC_TIMEZONE") or "Asia/Shanghai"),
         )
 

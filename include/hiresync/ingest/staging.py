@@ -58,10 +58,20 @@ class Staging:
 
     def read_batches(self, name: str, skip: int = 0) -> Iterator[list[dict]]:
         """The batches in order, from batch number `skip` on (those before it are not decrypted)."""
+        for index, line in self.sealed_batches(name):
+            if index >= skip:
+                yield self.open_batch(name, index, line)
+
+    def sealed_batches(self, name: str) -> Iterator[tuple[int, str]]:
+        """(batch number, its line) in order, not decrypted: for a step that opens only some of them
+        (`open_batch`) and has the others' work done elsewhere."""
         with (self.dir / f"{name}.enc").open(encoding="utf-8") as f:
             for index, line in enumerate(f):
-                if index >= skip:
-                    yield jsonfast.loads(self._keys.decrypt_bytes(line.rstrip("\n"), self._context(name, index)))
+                yield index, line.rstrip("\n")
+
+    def open_batch(self, name: str, index: int, line: str) -> list[dict]:
+        """Batch number `index` of file `name` from its line: decrypted and parsed."""
+        return jsonfast.loads(self._keys.decrypt_bytes(line, self._context(name, index)))
 
     def read_records(self, name: str) -> Iterator[dict]:
         for batch in self.read_batches(name):

@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from hiresync.contract import canonical_suite, drift
 from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.pipeline.context import RunContext
-from hiresync.pipeline.map_beside import beside_when, helps, mapped_batch, staged_rows
+from hiresync.pipeline.batches_beside import helps
+from hiresync.pipeline.map_beside import beside_when, mapped_batch, staged_rows
 
 
 def map_records(ctx: RunContext) -> dict:

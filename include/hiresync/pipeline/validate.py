@@ -5,16 +5,20 @@ numbered across the whole run (batch offset + position).
 
 Payloads the hub already loaded byte for byte under the same mapping (hiresync.load.known) are
 set aside first, staged as `known` batches beside the raw ones: map skips them and load accounts
-them as unchanged. A run that pulled nothing new therefore never imports Great Expectations.
+them as unchanged. A run that pulled nothing new therefore never imports Great Expectations. In a
+large run a second process prepares two of every three batches for the suite (opens them, sets
+the known ones aside, builds their columns: pipeline/validate_beside.py); the step judges them all.
 """
 
 from __future__ import annotations
 
 from hiresync.contract.gx import FrameWindow, RunningSummary
-from hiresync.contract.raw_suite import ROW, checks_for, frame_columns
+from hiresync.contract.raw_suite import ROW, checks_for
 from hiresync.ingest.bounds import INGEST_RULES
 from hiresync.load.known import known_payloads, mapping_unchanged
+from hiresync.pipeline.batches_beside import helps
 from hiresync.pipeline.context import RunContext
+from hiresync.pipeline.validate_beside import beside_when, prepare_batch
 
 
 def validate(ctx: RunContext) -> dict:
@@ -22,23 +26,25 @@ def validate(ctx: RunContext) -> dict:
     summaries = RunningSummary()
     window = FrameWindow(lambda columns: summaries.add(_validate_columns(ctx, columns, failures)))
     offset = known_total = 0
-    skip_known = not ctx.staging.read_json("manifest").get("replay")  # a replay re-judges on purpose
+    manifest = ctx.staging.read_json("manifest")
+    skip_known = not manifest.get("replay")  # a replay re-judges on purpose
     if skip_known:
         with ctx.transaction() as s:
             skip_known = mapping_unchanged(s, ctx.mapping)
-    with ctx.staging.writer("known") as known_out:
-        for batch in ctx.staging.read_batches("raw"):
-            known = _known_rows(ctx, batch, offset) if skip_known else []
-            known_out.write(known)  # one known batch per raw batch, empty or not: map and load zip them
-            known_total += len(known)
-            skip = {k["row"] for k in known}
-            for row, r in enumerate(batch, start=offset):
-                if row not in skip and r.get("defect"):  # found while pulling (hiresync.ingest.bounds)
-                    failures[row] = [r["defect"]]
-                    skip.add(row)
-            todo = [(row, r["payload"]) for row, r in enumerate(batch, start=offset) if row not in skip]
-            window.add(frame_columns([p for _, p in todo], ctx.mapping, [row for row, _ in todo]))
-            offset += len(batch)
+    known_of = _known_of(ctx) if skip_known else None
+    pulled = manifest.get("pulled")
+    with ctx.staging.writer("known") as known_out, beside_when(ctx.settings, ctx.staging, ctx.keys, ctx.source.name,
+                                                               ctx.mapping, skip_known, pulled or 0) as helper:
+        for index, line in ctx.staging.sealed_batches("raw"):
+            prepared = helper.result(index) if helper is not None and helps(index) else None
+            if prepared is None:  # the step's own batch, or the helper stopped early
+                prepared = prepare_batch(ctx.mapping, ctx.staging.open_batch("raw", index, line), offset, known_of)
+            known_out.write(prepared.known)  # one known batch per raw batch, empty or not: map and load zip them
+            known_total += len(prepared.known)
+            failures.update(prepared.failures)
+            window.add(prepared.columns)
+            offset += prepared.rows
+            ctx.progress(offset, pulled, batches=index + 1)
     window.flush()
     summary = summaries.total or {"rows": 0, "failed_rows": 0, "expectations": []}
     summary["known"] = known_total
@@ -47,11 +53,11 @@ def validate(ctx: RunContext) -> dict:
     return {"rows": offset, "known": known_total, "failed_rows": summary["failed_rows"]}
 
 
-def _known_rows(ctx: RunContext, batch: list[dict], offset: int) -> list[dict]:
-    keyed = [(ctx.mapping.key_of(r["payload"]) or "", r["hash"]) for r in batch]
-    with ctx.transaction() as s:
-        known = known_payloads(s, ctx.source.name, ctx.mapping, keyed)
-    return [{"row": row, "hash": h} for row, (_, h) in enumerate(keyed, start=offset) if h in known]
+def _known_of(ctx: RunContext):
+    def known_of(keyed: list[tuple[str, str]]) -> set[str]:
+        with ctx.transaction() as s:
+            return set(known_payloads(s, ctx.source.name, ctx.mapping, keyed))
+    return known_of
 
 
 def _validate_columns(ctx: RunContext, columns: dict[str, list], failures: dict[int, list[dict]]) -> dict:
