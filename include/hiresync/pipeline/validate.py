@@ -15,10 +15,10 @@ from __future__ import annotations
 from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.contract.raw_suite import ROW, checks_for
 from hiresync.ingest.bounds import INGEST_RULES
-from hiresync.load.known import known_payloads, mapping_unchanged
+from hiresync.load.known import mapping_unchanged
 from hiresync.pipeline.batches_beside import helps
 from hiresync.pipeline.context import RunContext
-from hiresync.pipeline.validate_beside import beside_when, prepare_batch
+from hiresync.pipeline.validate_beside import beside_when, known_in, prepare_batch
 
 
 def validate(ctx: RunContext) -> dict:
@@ -31,7 +31,7 @@ def validate(ctx: RunContext) -> dict:
     if skip_known:
         with ctx.transaction() as s:
             skip_known = mapping_unchanged(s, ctx.mapping)
-    known_of = _known_of(ctx) if skip_known else None
+    known_of = known_in(ctx.settings.hub_url, ctx.source.name, ctx.mapping) if skip_known else None
     pulled = manifest.get("pulled")
     with ctx.staging.writer("known") as known_out, beside_when(ctx.settings, ctx.staging, ctx.keys, ctx.source.name,
                                                                ctx.mapping, skip_known, pulled or 0) as helper:
@@ -51,13 +51,6 @@ def validate(ctx: RunContext) -> dict:
     summary["failed_at_ingest"] = sum(1 for v in failures.values() if v[0]["rule"] in INGEST_RULES)
     ctx.staging.write_json("validation", {"failures": {str(k): v for k, v in failures.items()}, "summary": summary})
     return {"rows": offset, "known": known_total, "failed_rows": summary["failed_rows"]}
-
-
-def _known_of(ctx: RunContext):
-    def known_of(keyed: list[tuple[str, str]]) -> set[str]:
-        with ctx.transaction() as s:
-            return set(known_payloads(s, ctx.source.name, ctx.mapping, keyed))
-    return known_of
 
 
 def _validate_columns(ctx: RunContext, columns: dict[str, list], failures: dict[int, list[dict]]) -> dict:

@@ -25,13 +25,24 @@ from typing import NamedTuple
 
 from hiresync.config.settings import Settings
 from hiresync.contract.raw_suite import frame_columns
+from hiresync.hub.store import transaction
 from hiresync.ingest.staging import Staging
+from hiresync.load.known import known_payloads
 from hiresync.mapping.spec import MappingSpec
 from hiresync.pipeline.batches_beside import BatchesBeside, serve
 from hiresync.privacy.pii import Keyring
 
 # (vendor result id, payload hash) pairs -> the hashes of those the hub already holds
 KnownOf = Callable[[list[tuple[str, str]]], set[str]]
+
+
+def known_in(hub_url: str, source: str, mapping: MappingSpec) -> KnownOf:
+    """The hub's loaded payloads of `source` under `mapping` (hiresync.load.known), looked up per
+    batch in a read-only transaction of its own: the step's and the helper's lookups alike."""
+    def known_of(keyed: list[tuple[str, str]]) -> set[str]:
+        with transaction(hub_url) as s:
+            return set(known_payloads(s, source, mapping, keyed))
+    return known_of
 
 
 class Prepared(NamedTuple):
@@ -81,18 +92,13 @@ def _serve(hub_url: str, staging_root: str, run_id: str, keys: Keyring, batch_si
            mapping_file: str, fingerprint: str, skip_known: bool, conn) -> None:
     """The helper: prepares its batches in order and sends each, until done or the step closes the pipe."""
     from hiresync.heap import freeze_imports
-    from hiresync.hub.store import transaction
-    from hiresync.load.known import known_payloads
 
     mapping = MappingSpec.load(Path(mapping_file))
     if mapping.fingerprint != fingerprint:  # the file changed since the step read it: the step does all
         return
     freeze_imports()
     staging = Staging(Path(staging_root), run_id, keys, batch_size)
-
-    def known_of(keyed: list[tuple[str, str]]) -> set[str]:
-        with transaction(hub_url) as s:  # read only, as the step's own lookups
-            return set(known_payloads(s, source, mapping, keyed))
+    known_of = known_in(hub_url, source, mapping) if skip_known else None
 
     def batches():
         rows = 0
@@ -100,4 +106,4 @@ def _serve(hub_url: str, staging_root: str, run_id: str, keys: Keyring, batch_si
             yield batch, rows
             rows += len(batch)
 
-    serve(conn, batches(), lambda item: prepare_batch(mapping, *item, known_of if skip_known else None))
+    serve(conn, batches(), lambda item: prepare_batch(mapping, *item, known_of))
