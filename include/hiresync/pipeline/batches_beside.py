@@ -39,7 +39,7 @@ def helps(index: int) -> bool:
 class BatchesBeside:
     """`with BatchesBeside(module, function, *args) as helper:` around a step's batches, the helper
     running `module.function(*args, conn)` (which calls `serve`); `helper.result(i)` is what it sent
-    for batch i, or None when the step must do that batch itself."""
+    for batch i, or None when the step must do that batch itself (its own, or the helper stopped)."""
 
     def __init__(self, module: str, function: str, *args):
         self._target = (module, function)
@@ -72,6 +72,8 @@ class BatchesBeside:
                 self._changed.notify_all()
 
     def result(self, index: int):
+        if not helps(index):  # the step's own batch
+            return None
         with self._changed:
             self._changed.wait_for(lambda: index in self._results or self._ended)
             found = self._results.pop(index, None)

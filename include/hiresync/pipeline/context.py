@@ -60,8 +60,9 @@ class RunContext:
 
 class _ReportingStaging(Staging):
     """Staging that reports the run's raw records as they are written (extract) or as each batch of
-    them is done (validate, map, load read the raw batches in step with their other files), so every
-    step shows progress without a call of its own."""
+    them is done (map and load read the raw batches in step with their other files), so those steps
+    show progress without a call of their own; validate, which leaves some batches unopened to its
+    helper, reports its own."""
 
     def __init__(self, *args, report, **kwargs):
         super().__init__(*args, **kwargs)

@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from hiresync.contract import canonical_suite, drift
 from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.pipeline.context import RunContext
-from hiresync.pipeline.batches_beside import helps
 from hiresync.pipeline.map_beside import beside_when, mapped_batch, staged_rows
 
 
@@ -53,7 +52,7 @@ def map_records(ctx: RunContext) -> dict:
             # Staged now, judged with the window: a row the canonical suite fails is in map_problems,
             # which the load step reads before the mapped record (and quarantines it). One mapped
             # batch per raw batch, empty or not: the load zips them.
-            done = helper.result(index) if helper is not None and helps(index) else None
+            done = helper.result(index) if helper is not None else None
             if done is None:  # known rows: loaded before, byte for byte (validate)
                 mapped, found, digests = mapped_batch(mapping, batch, rows, failed | {k["row"] for k in known})
                 out.write(staged_rows(mapped, digests))

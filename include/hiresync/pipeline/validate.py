@@ -16,7 +16,6 @@ from hiresync.contract.gx import FrameWindow, RunningSummary
 from hiresync.contract.raw_suite import ROW, checks_for
 from hiresync.ingest.bounds import INGEST_RULES
 from hiresync.load.known import mapping_unchanged
-from hiresync.pipeline.batches_beside import helps
 from hiresync.pipeline.context import RunContext
 from hiresync.pipeline.validate_beside import beside_when, known_in, prepare_batch
 
@@ -36,7 +35,7 @@ def validate(ctx: RunContext) -> dict:
     with ctx.staging.writer("known") as known_out, beside_when(ctx.settings, ctx.staging, ctx.keys, ctx.source.name,
                                                                ctx.mapping, skip_known, pulled or 0) as helper:
         for index, line in ctx.staging.sealed_batches("raw"):
-            prepared = helper.result(index) if helper is not None and helps(index) else None
+            prepared = helper.result(index) if helper is not None else None
             if prepared is None:  # the step's own batch, or the helper stopped early
                 prepared = prepare_batch(ctx.mapping, ctx.staging.open_batch("raw", index, line), offset, known_of)
             known_out.write(prepared.known)  # one known batch per raw batch, empty or not: map and load zip them
